@@ -1,0 +1,1 @@
+//! voxgate benchmarks live in `benches/`; see `RESULTS.md`.

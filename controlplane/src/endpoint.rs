@@ -1,0 +1,400 @@
+//! The edge endpoint: every SIP message from the network enters here.
+//!
+//! It parses, validates and counts; answers what voxgate itself must answer (OPTIONS to
+//! itself, and 400/414/416/420/482/483/501/505 for requests it cannot take); and routes
+//! responses back per RFC 3261 §18.2.2 and RFC 3581. Later milestones hand validated
+//! requests on to the registrar and the B2BUA.
+//!
+//! It does not own sockets or connections: the driver passes each datagram or framed stream
+//! message in with its [`Peer`] and sends what [`Endpoint::poll_transmit`] returns.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::config::EndpointConfig;
+use crate::error::RequestError;
+use crate::sip::{
+    reason_phrase, HeaderName, Host, Message, Method, ParseError, ResponseBuilder, Transport, Uri,
+    Via,
+};
+use crate::stats::{DropReason, EndpointStats};
+
+/// A stream connection, as numbered by the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// Where a message came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub transport: Transport,
+    pub remote: SocketAddr,
+    /// The local address it arrived on (chooses the socket for the answer).
+    pub local: SocketAddr,
+    /// The connection for TCP/TLS.
+    pub conn: Option<ConnId>,
+}
+
+/// A message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub transport: Transport,
+    pub destination: SocketAddr,
+    /// Send from this local address (the listener the request came in on).
+    pub local: SocketAddr,
+    /// Send on this connection when it is still open (RFC 3261 §18.2.2 reuse).
+    pub conn: Option<ConnId>,
+    pub payload: Bytes,
+}
+
+/// Something the driver must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndpointEvent {
+    /// Close the connection: its framing can no longer be trusted.
+    CloseConnection(ConnId),
+}
+
+/// The sans-IO SIP endpoint.
+#[derive(Debug)]
+pub struct Endpoint {
+    config: EndpointConfig,
+    rng: u64,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<EndpointEvent>,
+    stats: EndpointStats,
+}
+
+/// Methods voxgate answers in an `Allow` header (FEATURES SIG-07).
+pub const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, UPDATE, INFO, REFER, SUBSCRIBE, NOTIFY";
+/// Option tags voxgate supports.
+pub const SUPPORTED: &str = "path, outbound, replaces, timer";
+/// Branch prefix of voxgate's own Via values: the RFC 3261 cookie plus a marker, so a request
+/// that comes back carrying it is a loop (SIG-10).
+pub const BRANCH_PREFIX: &str = "z9hG4bK-vx";
+
+impl Endpoint {
+    /// `seed` feeds tag and branch generation; the driver passes real randomness.
+    pub fn new(config: EndpointConfig, seed: u64) -> Self {
+        Self {
+            config,
+            rng: seed | 1,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: EndpointStats::default(),
+        }
+    }
+
+    /// Apply a new configuration (after a reload). Transactions in progress keep going.
+    pub fn set_config(&mut self, config: EndpointConfig) {
+        self.config = config;
+    }
+
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &EndpointStats {
+        &self.stats
+    }
+
+    /// One UDP datagram.
+    pub fn handle_datagram(&mut self, now: Instant, peer: Peer, data: Bytes) {
+        if data.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            // RFC 5626 §4.4.1 STUN-less keep-alives ("\r\n\r\n") and empty datagrams.
+            self.stats.count_drop(DropReason::KeepAlive);
+            return;
+        }
+        match Message::parse_datagram(data, &self.config.limits) {
+            Ok(msg) => self.handle_message(now, peer, msg),
+            Err(e) => self.count_parse_error(e),
+        }
+    }
+
+    /// One message cut from a TCP/TLS stream by the framer.
+    pub fn handle_stream_message(&mut self, now: Instant, peer: Peer, data: Bytes) {
+        match Message::parse_framed(data, &self.config.limits) {
+            Ok(msg) => self.handle_message(now, peer, msg),
+            Err(e) => {
+                self.count_parse_error(e);
+                if let Some(conn) = peer.conn {
+                    self.events.push_back(EndpointEvent::CloseConnection(conn));
+                }
+            }
+        }
+    }
+
+    /// Timers: nothing runs on timers yet beyond transactions (added with the transaction
+    /// layer).
+    pub fn handle_timeout(&mut self, _now: Instant) {}
+
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<EndpointEvent> {
+        self.events.pop_front()
+    }
+
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    fn count_parse_error(&mut self, e: ParseError) {
+        let reason = match e {
+            ParseError::TooLarge { .. } => DropReason::TooLarge,
+            ParseError::Empty => DropReason::KeepAlive,
+            ParseError::StatusLine => DropReason::MalformedResponse,
+            _ => DropReason::Malformed,
+        };
+        tracing::debug!(error = %e, "dropped unparseable message");
+        self.stats.count_drop(reason);
+    }
+
+    fn handle_message(&mut self, now: Instant, peer: Peer, msg: Message) {
+        let _ = now;
+        match msg.method().cloned() {
+            Some(method) => {
+                self.stats.count_request(&method, peer.transport);
+                self.handle_request(peer, method, msg);
+            }
+            None => {
+                // No client transactions exist yet: every response is stray.
+                self.stats.count_drop(DropReason::StrayResponse);
+            }
+        }
+    }
+
+    fn handle_request(&mut self, peer: Peer, method: Method, msg: Message) {
+        // Without a usable top Via there is nowhere to send an answer.
+        let via = match msg.top_via() {
+            Ok(v) => v,
+            Err(_) => {
+                self.stats.count_drop(DropReason::Malformed);
+                return;
+            }
+        };
+        if method == Method::Ack {
+            // An ACK is never answered (RFC 3261 §17.2.1); one that matched no transaction
+            // is counted.
+            self.stats.count_drop(DropReason::StrayAck);
+            return;
+        }
+        match self.validate(&msg, &method) {
+            Ok(target) => self.dispatch(peer, &via, method, target, msg),
+            Err(err) => self.reject(peer, &via, &msg, &err),
+        }
+    }
+
+    /// Checks every request passes before anything acts on it, in the order a peer would
+    /// find most useful to hear about.
+    fn validate(&self, msg: &Message, method: &Method) -> Result<Target, RequestError> {
+        let line = msg.request_line().ok_or(RequestError::UnknownMethod)?;
+        if let Some(d) = msg.defect() {
+            return Err(d.into());
+        }
+        if &line.version[..] != b"SIP/2.0" {
+            return Err(RequestError::Version);
+        }
+        if line.uri.len() > self.config.limits.max_request_uri_bytes {
+            return Err(RequestError::UriTooLong);
+        }
+        // Headers every request needs (RFC 3261 §8.1.1).
+        msg.vias()?;
+        msg.to()?;
+        msg.from()?;
+        msg.call_id()?;
+        let cseq = msg.cseq()?;
+        let max_forwards = msg.max_forwards()?;
+        msg.content_length()?;
+        msg.content_type()?;
+        msg.contacts()?;
+        msg.tokens(HeaderName::Require)?;
+        msg.tokens(HeaderName::ProxyRequire)?;
+        if cseq.method != *method {
+            // RFC 4475 §3.1.2.18: for an unknown method, 501 is the better answer.
+            return Err(if method.is_known() {
+                RequestError::CSeqMismatch
+            } else {
+                RequestError::UnknownMethod
+            });
+        }
+        let uri = match msg.request_uri() {
+            Some(Ok(u)) => u,
+            Some(Err(e)) => return Err(RequestError::Uri(e)),
+            None => return Err(RequestError::UnknownMethod),
+        };
+        let target = match &uri {
+            Uri::Sip(s) => {
+                if s.headers.is_some() {
+                    return Err(RequestError::UriHeaders);
+                }
+                if self.is_local_host(&s.host, s.port) && s.user.is_none() {
+                    Target::Myself
+                } else {
+                    Target::User
+                }
+            }
+            Uri::Tel(_) => Target::User,
+            Uri::Other { .. } => return Err(RequestError::UnsupportedScheme),
+        };
+        if !method.is_known() {
+            return Err(RequestError::UnknownMethod);
+        }
+        if self.has_own_via(msg) {
+            return Err(RequestError::Loop);
+        }
+        if target == Target::User && max_forwards == Some(0) {
+            return Err(RequestError::TooManyHops);
+        }
+        let unsupported: Vec<Bytes> = msg
+            .tokens(HeaderName::Require)?
+            .into_iter()
+            .filter(|t| {
+                !SUPPORTED
+                    .split(", ")
+                    .any(|s| s.as_bytes().eq_ignore_ascii_case(t))
+            })
+            .collect();
+        if !unsupported.is_empty() && *method != Method::Cancel {
+            return Err(RequestError::BadExtension { unsupported });
+        }
+        Ok(target)
+    }
+
+    fn is_local_host(&self, host: &Host, port: Option<u16>) -> bool {
+        let c = &self.config;
+        match host {
+            Host::Domain(d) => {
+                let d = std::str::from_utf8(d).unwrap_or("");
+                d.eq_ignore_ascii_case(&c.domain)
+                    || c.aliases.iter().any(|a| a.eq_ignore_ascii_case(d))
+            }
+            Host::Ip(ip) => {
+                c.listeners.iter().any(|l| {
+                    (l.addr.ip() == *ip || l.addr.ip().is_unspecified())
+                        && port.is_none_or(|p| p == l.addr.port())
+                }) || c
+                    .aliases
+                    .iter()
+                    .any(|a| a.parse::<IpAddr>().ok() == Some(*ip))
+            }
+        }
+    }
+
+    /// A Via that voxgate put there (its branch marker and one of its listeners) means the
+    /// request came back to it.
+    fn has_own_via(&self, msg: &Message) -> bool {
+        msg.vias().unwrap_or_default().iter().any(|v| {
+            v.branch()
+                .is_some_and(|b| b.starts_with(BRANCH_PREFIX.as_bytes()))
+                && self.is_local_host(&v.host, v.port)
+        })
+    }
+
+    fn dispatch(&mut self, peer: Peer, via: &Via, method: Method, target: Target, msg: Message) {
+        let (code, builder) = match (&method, target) {
+            (Method::Options, Target::Myself) => {
+                let b = self
+                    .response(&msg, 200)
+                    .header(HeaderName::Allow, ALLOW)
+                    .header(HeaderName::Accept, "application/sdp")
+                    .header(HeaderName::Supported, SUPPORTED);
+                (200, b)
+            }
+            // Later milestones route these; until then nothing behind voxgate can take them.
+            _ => (
+                480,
+                self.response(&msg, 480)
+                    .raw_header("Warning", "399 voxgate \"No route for this request\""),
+            ),
+        };
+        let _ = code;
+        self.send_response(peer, via, builder.build());
+    }
+
+    fn reject(&mut self, peer: Peer, via: &Via, msg: &Message, err: &RequestError) {
+        let (code, reason) = err.status();
+        tracing::debug!(code, %reason, "rejecting request");
+        let mut b = ResponseBuilder::new(msg, code, reason, Some(&self.new_tag()));
+        b = b.header(HeaderName::Server, self.config.user_agent.clone());
+        match err {
+            RequestError::UnknownMethod => b = b.header(HeaderName::Allow, ALLOW),
+            RequestError::BadExtension { unsupported } => {
+                let list: Vec<&[u8]> = unsupported.iter().map(|t| &t[..]).collect();
+                b = b.header(HeaderName::Unsupported, Bytes::from(list.join(&b", "[..])));
+            }
+            RequestError::UnsupportedMediaType => {
+                b = b.header(HeaderName::Accept, "application/sdp")
+            }
+            _ => {}
+        }
+        self.send_response(peer, via, b.build());
+    }
+
+    fn response(&mut self, msg: &Message, code: u16) -> ResponseBuilder {
+        let tag = self.new_tag();
+        ResponseBuilder::new(msg, code, reason_phrase(code), Some(&tag))
+            .header(HeaderName::Server, self.config.user_agent.clone())
+    }
+
+    /// Send a response where RFC 3261 §18.2.2 and RFC 3581 say, over the connection the
+    /// request came on for streams.
+    fn send_response(&mut self, peer: Peer, via: &Via, response: Message) {
+        let Some(destination) = self.response_destination(peer, via) else {
+            self.stats.count_drop(DropReason::Unroutable);
+            return;
+        };
+        if let Some(code) = response.code() {
+            self.stats.count_response(code);
+        }
+        self.transmits.push_back(Transmit {
+            transport: peer.transport,
+            destination,
+            local: peer.local,
+            conn: peer.conn,
+            payload: response.to_bytes(),
+        });
+    }
+
+    fn response_destination(&self, peer: Peer, via: &Via) -> Option<SocketAddr> {
+        if peer.transport.is_reliable() {
+            return Some(peer.remote);
+        }
+        if via.rport().is_some() || self.config.force_rport {
+            return Some(peer.remote);
+        }
+        // RFC 3261 §18.2.2: the received address (the source) and the sent-by port. Never a
+        // broadcast or unspecified address taken from a Via (RFC 4475 §3.3.10).
+        let ip = peer.remote.ip();
+        let port = via.port.unwrap_or(5060);
+        match ip {
+            IpAddr::V4(v4) if v4.is_broadcast() || v4.is_unspecified() => None,
+            _ => Some(SocketAddr::new(ip, port)),
+        }
+    }
+
+    /// A fresh tag or branch suffix: 64 random bits in hex (splitmix64 over the seed).
+    fn new_tag(&mut self) -> String {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        format!("{:016x}", z ^ (z >> 31))
+    }
+}
+
+/// Who a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// voxgate itself (no user part, one of its names or addresses).
+    Myself,
+    /// A user or number behind voxgate.
+    User,
+}

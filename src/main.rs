@@ -1,0 +1,3 @@
+//! voxgate: session border controller, PBX and media server in one binary.
+
+fn main() {}

@@ -172,14 +172,14 @@ impl Endpoint {
     }
 
     fn handle_request(&mut self, peer: Peer, method: Method, msg: Message) {
-        // Without a usable top Via there is nowhere to send an answer.
-        let via = match msg.top_via() {
-            Ok(v) => v,
-            Err(_) => {
-                self.stats.count_drop(DropReason::Malformed);
-                return;
-            }
-        };
+        // Without any Via nobody could match an answer. A Via that is there but malformed
+        // (RFC 4475 badinv01, badvers) still gets its 400/505, sent to the packet's source.
+        if msg.first(HeaderName::Via).is_none() {
+            self.stats.count_drop(DropReason::Malformed);
+            return;
+        }
+        let via = msg.top_via().ok();
+        let via = via.as_ref();
         if method == Method::Ack {
             // An ACK is never answered (RFC 3261 §17.2.1); one that matched no transaction
             // is counted.
@@ -187,8 +187,8 @@ impl Endpoint {
             return;
         }
         match self.validate(&msg, &method) {
-            Ok(target) => self.dispatch(peer, &via, method, target, msg),
-            Err(err) => self.reject(peer, &via, &msg, &err),
+            Ok(target) => self.dispatch(peer, via, method, target, msg),
+            Err(err) => self.reject(peer, via, &msg, &err),
         }
     }
 
@@ -265,6 +265,9 @@ impl Endpoint {
         if !unsupported.is_empty() && *method != Method::Cancel {
             return Err(RequestError::BadExtension { unsupported });
         }
+        if *method == Method::Invite {
+            check_session_description(msg)?;
+        }
         Ok(target)
     }
 
@@ -298,7 +301,14 @@ impl Endpoint {
         })
     }
 
-    fn dispatch(&mut self, peer: Peer, via: &Via, method: Method, target: Target, msg: Message) {
+    fn dispatch(
+        &mut self,
+        peer: Peer,
+        via: Option<&Via>,
+        method: Method,
+        target: Target,
+        msg: Message,
+    ) {
         let (code, builder) = match (&method, target) {
             (Method::Options, Target::Myself) => {
                 let b = self
@@ -308,6 +318,9 @@ impl Endpoint {
                     .header(HeaderName::Supported, SUPPORTED);
                 (200, b)
             }
+            // No dialogs exist yet (the B2BUA is M5): in-dialog requests and requests that
+            // only make sense inside one have nothing to match (RFC 3261 §12.2.2, §15.1.2).
+            (m, _) if is_dialog_bound(m, &msg) => (481, self.response(&msg, 481)),
             // Later milestones route these; until then nothing behind voxgate can take them.
             _ => (
                 480,
@@ -319,7 +332,7 @@ impl Endpoint {
         self.send_response(peer, via, builder.build());
     }
 
-    fn reject(&mut self, peer: Peer, via: &Via, msg: &Message, err: &RequestError) {
+    fn reject(&mut self, peer: Peer, via: Option<&Via>, msg: &Message, err: &RequestError) {
         let (code, reason) = err.status();
         tracing::debug!(code, %reason, "rejecting request");
         let mut b = ResponseBuilder::new(msg, code, reason, Some(&self.new_tag()));
@@ -346,7 +359,7 @@ impl Endpoint {
 
     /// Send a response where RFC 3261 §18.2.2 and RFC 3581 say, over the connection the
     /// request came on for streams.
-    fn send_response(&mut self, peer: Peer, via: &Via, response: Message) {
+    fn send_response(&mut self, peer: Peer, via: Option<&Via>, response: Message) {
         let Some(destination) = self.response_destination(peer, via) else {
             self.stats.count_drop(DropReason::Unroutable);
             return;
@@ -363,13 +376,14 @@ impl Endpoint {
         });
     }
 
-    fn response_destination(&self, peer: Peer, via: &Via) -> Option<SocketAddr> {
+    fn response_destination(&self, peer: Peer, via: Option<&Via>) -> Option<SocketAddr> {
         if peer.transport.is_reliable() {
             return Some(peer.remote);
         }
-        if via.rport().is_some() || self.config.force_rport {
-            return Some(peer.remote);
-        }
+        let via = match via {
+            Some(v) if v.rport().is_none() && !self.config.force_rport => v,
+            _ => return Some(peer.remote),
+        };
         // RFC 3261 §18.2.2: the received address (the source) and the sent-by port. Never a
         // broadcast or unspecified address taken from a Via (RFC 4475 §3.3.10).
         let ip = peer.remote.ip();
@@ -388,6 +402,42 @@ impl Endpoint {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         format!("{:016x}", z ^ (z >> 31))
     }
+}
+
+fn is_dialog_bound(method: &Method, msg: &Message) -> bool {
+    let in_dialog = msg.to().is_ok_and(|t| t.tag().is_some());
+    matches!(
+        method,
+        Method::Bye | Method::Cancel | Method::Prack | Method::Update | Method::Info
+    ) || (in_dialog && !matches!(method, Method::Options))
+}
+
+/// An INVITE carries SDP (or a multipart body that may hold it), and whoever sends one must
+/// accept SDP in the answer (RFC 3261 §8.2.3, RFC 4475 §3.3.6 and §3.3.15).
+fn check_session_description(msg: &Message) -> Result<(), RequestError> {
+    if !msg.body().is_empty() {
+        let ct = msg.content_type()?;
+        let ok = ct.as_ref().is_none_or(|ct| {
+            ct.is("application", "sdp") || ct.mime_type.eq_ignore_ascii_case(b"multipart")
+        });
+        if !ok {
+            return Err(RequestError::UnsupportedMediaType);
+        }
+    }
+    let accept = msg.values(HeaderName::Accept);
+    if !accept.is_empty() {
+        let takes_sdp = accept.iter().any(|a| {
+            let range = a.split(|b| *b == b';').next().unwrap_or(&[]);
+            let range = crate::sip::trim_lws(range);
+            [&b"application/sdp"[..], b"application/*", b"*/*"]
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(range))
+        });
+        if !takes_sdp {
+            return Err(RequestError::NotAcceptable);
+        }
+    }
+    Ok(())
 }
 
 /// Who a request is for.

@@ -331,7 +331,7 @@ fn addr_spec_end(rest: &[u8]) -> usize {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContactValue {
     Star,
-    Addr(NameAddr),
+    Addr(Box<NameAddr>),
 }
 
 /// CSeq: sequence number and method (RFC 3261 §20.16).
@@ -442,11 +442,8 @@ impl AuthParams {
         let mut s = Scanner::new(value);
         let scheme = value.slice_ref(s.token().ok_or(BadValue)?);
         let mut params = Params::default();
-        loop {
-            let name = match s.token() {
-                Some(n) => value.slice_ref(n),
-                None => break,
-            };
+        while let Some(n) = s.token() {
+            let name = value.slice_ref(n);
             if !s.eat(b'=') {
                 return Err(BadValue);
             }

@@ -289,7 +289,7 @@ impl Message {
                     Ok(ContactValue::Star)
                 } else {
                     NameAddr::parse(v)
-                        .map(ContactValue::Addr)
+                        .map(|a| ContactValue::Addr(Box::new(a)))
                         .map_err(|_| HeaderError::Malformed(HeaderName::Contact))
                 }
             })

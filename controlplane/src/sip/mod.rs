@@ -25,6 +25,7 @@ pub use method::Method;
 pub use name::HeaderName;
 pub use parse::ParseError;
 pub use parse::{Defect, Framing};
+pub use scan::trim as trim_lws;
 pub use uri::{unescape, Host, SipUri, TelUri, Uri, UriError};
 
 use std::fmt;

@@ -17,7 +17,7 @@ pub(crate) fn is_lws(b: u8) -> bool {
 }
 
 /// Trim linear white space on both ends.
-pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
+pub fn trim(mut s: &[u8]) -> &[u8] {
     while let [first, rest @ ..] = s {
         if is_lws(*first) {
             s = rest;

@@ -1,0 +1,152 @@
+//! The config file's shape, as serde reads it: every table rejects unknown keys, and every
+//! value that is checked later keeps its byte span so an error can point at it.
+//!
+//! Owns only structure (which keys exist, which are tables, lists, strings or numbers).
+//! Values stay raw here; `validate` turns them into the typed [`crate::config::Config`].
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub(crate) sip: Option<Spanned<RawSip>>,
+    pub(crate) media: Option<RawMedia>,
+    pub(crate) admin: Option<RawAdmin>,
+    pub(crate) store: Option<RawStore>,
+    pub(crate) ng: Option<RawNg>,
+    pub(crate) security: Option<RawSecurity>,
+    pub(crate) limits: Option<RawLimits>,
+    pub(crate) tls: Option<RawTls>,
+    pub(crate) log: Option<RawLog>,
+    #[serde(default)]
+    pub(crate) extension: Vec<Spanned<RawExtension>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSip {
+    pub(crate) listen: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) domain: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) aliases: Vec<Spanned<String>>,
+    pub(crate) max_forwards: Option<Spanned<i64>>,
+    pub(crate) force_rport: Option<bool>,
+    pub(crate) timers: Option<RawTimers>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTimers {
+    pub(crate) t1: Option<Spanned<RawDuration>>,
+    pub(crate) t2: Option<Spanned<RawDuration>>,
+    pub(crate) t4: Option<Spanned<RawDuration>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMedia {
+    pub(crate) workers: Option<Spanned<i64>>,
+    pub(crate) bind: Option<Spanned<String>>,
+    pub(crate) rtp_ports: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    pub(crate) listen: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStore {
+    pub(crate) path: Option<Spanned<String>>,
+    pub(crate) redis: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNg {
+    pub(crate) listen: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSecurity {
+    #[serde(default)]
+    pub(crate) allow: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub(crate) max_message_bytes: Option<Spanned<i64>>,
+    pub(crate) max_request_uri_bytes: Option<Spanned<i64>>,
+    pub(crate) max_headers: Option<Spanned<i64>>,
+    pub(crate) max_header_bytes: Option<Spanned<i64>>,
+    pub(crate) tcp_per_ip: Option<Spanned<i64>>,
+    pub(crate) tcp_total: Option<Spanned<i64>>,
+    pub(crate) tcp_idle: Option<Spanned<RawDuration>>,
+    pub(crate) partial_message_timeout: Option<Spanned<RawDuration>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    pub(crate) cert: Option<Spanned<String>>,
+    pub(crate) key: Option<Spanned<String>>,
+    pub(crate) min_version: Option<Spanned<String>>,
+    pub(crate) handshake_timeout: Option<Spanned<RawDuration>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLog {
+    pub(crate) level: Option<Spanned<String>>,
+    pub(crate) format: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExtension {
+    pub(crate) number: Option<Spanned<String>>,
+    pub(crate) password: Option<Spanned<String>>,
+    pub(crate) name: Option<Spanned<String>>,
+}
+
+/// A duration as written: normally a string with a unit; a bare integer is kept so the
+/// error can say "add a unit" instead of "wrong type".
+#[derive(Debug)]
+pub(crate) enum RawDuration {
+    Text(String),
+    Number(i64),
+}
+
+impl<'de> Deserialize<'de> for RawDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DurationVisitor;
+
+        impl Visitor<'_> for DurationVisitor {
+            type Value = RawDuration;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a duration string like \"500ms\", \"4s\", \"10m\" or \"1h\"")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawDuration, E> {
+                Ok(RawDuration::Text(v.to_owned()))
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawDuration, E> {
+                Ok(RawDuration::Number(v))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawDuration, E> {
+                Ok(RawDuration::Number(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+        }
+
+        deserializer.deserialize_any(DurationVisitor)
+    }
+}

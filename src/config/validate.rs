@@ -1,0 +1,909 @@
+//! Turns the raw file ([`RawConfig`]) into a validated [`Config`], or the first error with
+//! its position. Checks single values (ranges, syntaxes) and relations between them
+//! (T2 ≥ T1, duplicate listeners and ports, TLS listeners need a certificate, duplicate and
+//! reserved extension numbers), and loads the TLS certificate so that check-config catches
+//! a bad one.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::num::{NonZeroU32, NonZeroU8, NonZeroUsize};
+use std::ops::{Range, RangeInclusive};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+use voxgate_controlplane::config::TimerConfig;
+use voxgate_controlplane::sip::Transport;
+
+use crate::config::error::{ConfigError, ConfigErrorKind, Locator};
+use crate::config::raw::{
+    RawConfig, RawDuration, RawExtension, RawLimits, RawLog, RawMedia, RawSip, RawStore, RawTls,
+};
+use crate::config::value::{
+    check_alias, check_extension_number, check_fqdn, check_password, parse_cidr, parse_duration,
+    parse_listen, parse_port_range, Listen, Secret,
+};
+use crate::config::{
+    AdminConfig, Config, ExtensionConfig, LimitsConfig, LogConfig, LogFormat, LogLevel,
+    MediaConfig, NgConfig, SecurityConfig, SipConfig, StoreConfig, TlsCertificate, TlsConfig,
+};
+use crate::tls::{self, TlsError, TlsMinVersion};
+
+type Result<T> = std::result::Result<T, ConfigError>;
+
+const DOMAIN_WHY: &str = ": it is the system identity, a fully qualified domain name (SIG-22)";
+
+/// Validates a parsed file. `loc` turns spans into positions.
+pub(crate) fn validate(raw: RawConfig, loc: Locator<'_>) -> Result<Config> {
+    let v = Validator { loc };
+    let tls = v.tls(raw.tls)?;
+    let Some(raw_sip) = raw.sip else {
+        return Err(v.at(
+            0..0,
+            ConfigErrorKind::MissingKey {
+                key: "sip.domain",
+                why: DOMAIN_WHY,
+            },
+        ));
+    };
+    let sip = v.sip(raw_sip, &tls)?;
+    let media = v.media(raw.media)?;
+    let (admin, admin_span) = match raw.admin.and_then(|a| a.listen) {
+        Some(listen) => (
+            AdminConfig {
+                listen: v.socket_addr("admin.listen", &listen)?,
+            },
+            Some(listen.span()),
+        ),
+        None => (AdminConfig::default(), None),
+    };
+    let store = v.store(raw.store)?;
+    let (ng, ng_span) = match raw.ng {
+        None => (None, None),
+        Some(ng) => match ng.listen {
+            Some(listen) => (
+                Some(NgConfig {
+                    listen: v.socket_addr("ng.listen", &listen)?,
+                }),
+                Some(listen.span()),
+            ),
+            None => (Some(NgConfig::default()), None),
+        },
+    };
+    let security = SecurityConfig {
+        allow: raw
+            .security
+            .map(|s| s.allow)
+            .unwrap_or_default()
+            .iter()
+            .map(|entry| {
+                parse_cidr(entry.get_ref()).map_err(|source| {
+                    v.at(
+                        entry.span(),
+                        ConfigErrorKind::Cidr {
+                            value: entry.get_ref().clone(),
+                            source,
+                        },
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?,
+    };
+    let limits = v.limits(raw.limits)?;
+    let log = v.log(raw.log)?;
+    let extensions = v.extensions(raw.extension)?;
+
+    let config = Config {
+        sip: sip.config,
+        media: media.config,
+        admin,
+        store,
+        ng,
+        security,
+        limits,
+        tls: tls.config,
+        log,
+        extensions,
+    };
+    v.port_clashes(
+        &config,
+        &sip.listen_spans,
+        admin_span,
+        ng_span,
+        media.rtp_span,
+    )?;
+    Ok(config)
+}
+
+struct Validator<'a> {
+    loc: Locator<'a>,
+}
+
+struct SipOut {
+    config: SipConfig,
+    /// Span of each listener in `config.listen`; `None` for defaults not in the file.
+    listen_spans: Vec<Option<Range<usize>>>,
+}
+
+struct MediaOut {
+    config: MediaConfig,
+    rtp_span: Option<Range<usize>>,
+}
+
+struct TlsOut {
+    config: TlsConfig,
+}
+
+impl Validator<'_> {
+    fn at(&self, span: Range<usize>, kind: ConfigErrorKind) -> ConfigError {
+        self.loc.at(span, kind)
+    }
+
+    fn int(&self, key: &'static str, value: &Spanned<i64>, min: i64, max: i64) -> Result<i64> {
+        let v = *value.get_ref();
+        if (min..=max).contains(&v) {
+            Ok(v)
+        } else {
+            Err(self.at(
+                value.span(),
+                ConfigErrorKind::OutOfRange {
+                    key,
+                    value: v,
+                    min,
+                    max,
+                },
+            ))
+        }
+    }
+
+    /// An integer key whose range fits in `usize` (bounds are small constants).
+    fn usize_in(
+        &self,
+        key: &'static str,
+        value: &Option<Spanned<i64>>,
+        default: usize,
+        range: RangeInclusive<usize>,
+    ) -> Result<usize> {
+        match value {
+            None => Ok(default),
+            Some(value) => {
+                let min = i64::try_from(*range.start()).expect("bounds are small constants");
+                let max = i64::try_from(*range.end()).expect("bounds are small constants");
+                let v = self.int(key, value, min, max)?;
+                Ok(usize::try_from(v).expect("checked to lie within usize bounds"))
+            }
+        }
+    }
+
+    fn duration(
+        &self,
+        key: &'static str,
+        value: &Option<Spanned<RawDuration>>,
+        default: Duration,
+        range: RangeInclusive<Duration>,
+    ) -> Result<Duration> {
+        let Some(value) = value else {
+            return Ok(default);
+        };
+        let parsed = match value.get_ref() {
+            RawDuration::Text(text) => parse_duration(text),
+            RawDuration::Number(n) => {
+                Err(crate::config::value::DurationError::MissingUnit { number: *n })
+            }
+        }
+        .map_err(|source| self.at(value.span(), ConfigErrorKind::Duration { key, source }))?;
+        if !range.contains(&parsed) {
+            return Err(self.at(
+                value.span(),
+                ConfigErrorKind::DurationOutOfRange {
+                    key,
+                    value: parsed,
+                    min: *range.start(),
+                    max: *range.end(),
+                },
+            ));
+        }
+        Ok(parsed)
+    }
+
+    fn socket_addr(&self, key: &'static str, value: &Spanned<String>) -> Result<SocketAddr> {
+        value.get_ref().parse().map_err(|_| {
+            self.at(
+                value.span(),
+                ConfigErrorKind::SocketAddress {
+                    key,
+                    value: value.get_ref().clone(),
+                },
+            )
+        })
+    }
+
+    fn sip(&self, raw: Spanned<RawSip>, tls: &TlsOut) -> Result<SipOut> {
+        let table_span = raw.span();
+        let raw = raw.into_inner();
+        let Some(domain) = raw.domain else {
+            return Err(self.at(
+                table_span,
+                ConfigErrorKind::MissingKey {
+                    key: "sip.domain",
+                    why: DOMAIN_WHY,
+                },
+            ));
+        };
+        check_fqdn(domain.get_ref()).map_err(|source| {
+            self.at(
+                domain.span(),
+                ConfigErrorKind::Domain {
+                    value: domain.get_ref().clone(),
+                    source,
+                },
+            )
+        })?;
+        let aliases = raw
+            .aliases
+            .iter()
+            .map(|alias| {
+                check_alias(alias.get_ref()).map_err(|source| {
+                    self.at(
+                        alias.span(),
+                        ConfigErrorKind::Alias {
+                            value: alias.get_ref().clone(),
+                            source,
+                        },
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        let (listen, listen_spans) = match &raw.listen {
+            Some(entries) => {
+                let mut listen: Vec<Listen> = Vec::with_capacity(entries.get_ref().len());
+                let mut spans = Vec::with_capacity(entries.get_ref().len());
+                for entry in entries.get_ref() {
+                    let parsed = parse_listen(entry.get_ref()).map_err(|source| {
+                        self.at(
+                            entry.span(),
+                            ConfigErrorKind::Listen {
+                                value: entry.get_ref().clone(),
+                                source,
+                            },
+                        )
+                    })?;
+                    // Port 0 means "any free port": two of those are two sockets.
+                    if parsed.addr.port() != 0 && listen.contains(&parsed) {
+                        return Err(self.at(
+                            entry.span(),
+                            ConfigErrorKind::DuplicateListener { listen: parsed },
+                        ));
+                    }
+                    if parsed.transport == Transport::Tls && tls.config.certificate.is_none() {
+                        return Err(self.at(
+                            entry.span(),
+                            ConfigErrorKind::TlsWithoutCertificate { listen: parsed },
+                        ));
+                    }
+                    listen.push(parsed);
+                    spans.push(Some(entry.span()));
+                }
+                (listen, spans)
+            }
+            None => {
+                let listen = SipConfig::default_listen(tls.config.certificate.is_some());
+                let spans = vec![None; listen.len()];
+                (listen, spans)
+            }
+        };
+
+        let max_forwards = match &raw.max_forwards {
+            None => SipConfig::DEFAULT_MAX_FORWARDS,
+            Some(value) => {
+                let v = self.int("sip.max_forwards", value, 1, 255)?;
+                u8::try_from(v)
+                    .ok()
+                    .and_then(NonZeroU8::new)
+                    .expect("checked to lie in 1..=255")
+            }
+        };
+
+        let defaults = TimerConfig::default();
+        let timers = match &raw.timers {
+            None => defaults,
+            Some(t) => {
+                let t1 = self.duration(
+                    "sip.timers.t1",
+                    &t.t1,
+                    defaults.t1,
+                    Duration::from_millis(10)..=Duration::from_secs(60),
+                )?;
+                let t2 = self.duration(
+                    "sip.timers.t2",
+                    &t.t2,
+                    defaults.t2,
+                    Duration::from_millis(10)..=Duration::from_secs(600),
+                )?;
+                let t4 = self.duration(
+                    "sip.timers.t4",
+                    &t.t4,
+                    defaults.t4,
+                    Duration::from_millis(10)..=Duration::from_secs(600),
+                )?;
+                if t2 < t1 {
+                    // Point at whichever of the two the file sets, preferring t2.
+                    let span = t.t2.as_ref().or(t.t1.as_ref()).map_or(0..0, Spanned::span);
+                    return Err(self.at(span, ConfigErrorKind::T2BelowT1 { t1, t2 }));
+                }
+                TimerConfig { t1, t2, t4 }
+            }
+        };
+
+        Ok(SipOut {
+            config: SipConfig {
+                listen,
+                domain: domain.into_inner(),
+                aliases,
+                max_forwards,
+                force_rport: raw.force_rport.unwrap_or(true),
+                timers,
+            },
+            listen_spans,
+        })
+    }
+
+    fn media(&self, raw: Option<RawMedia>) -> Result<MediaOut> {
+        let defaults = MediaConfig::default();
+        let Some(raw) = raw else {
+            return Ok(MediaOut {
+                config: defaults,
+                rtp_span: None,
+            });
+        };
+        let workers = match &raw.workers {
+            None => defaults.workers,
+            Some(value) => {
+                let v = self.int("media.workers", value, 1, 1024)?;
+                Some(
+                    usize::try_from(v)
+                        .ok()
+                        .and_then(NonZeroUsize::new)
+                        .expect("checked to lie in 1..=1024"),
+                )
+            }
+        };
+        let bind = match &raw.bind {
+            None => defaults.bind,
+            Some(value) => value.get_ref().parse().map_err(|_| {
+                self.at(
+                    value.span(),
+                    ConfigErrorKind::IpAddress {
+                        key: "media.bind",
+                        value: value.get_ref().clone(),
+                    },
+                )
+            })?,
+        };
+        let rtp_ports = match &raw.rtp_ports {
+            None => defaults.rtp_ports,
+            Some(value) => parse_port_range(value.get_ref()).map_err(|source| {
+                self.at(
+                    value.span(),
+                    ConfigErrorKind::PortRange {
+                        value: value.get_ref().clone(),
+                        source,
+                    },
+                )
+            })?,
+        };
+        Ok(MediaOut {
+            config: MediaConfig {
+                workers,
+                bind,
+                rtp_ports,
+            },
+            rtp_span: raw.rtp_ports.as_ref().map(Spanned::span),
+        })
+    }
+
+    fn store(&self, raw: Option<RawStore>) -> Result<StoreConfig> {
+        let defaults = StoreConfig::default();
+        let Some(raw) = raw else {
+            return Ok(defaults);
+        };
+        let path = match raw.path {
+            None => defaults.path,
+            Some(path) if path.get_ref().is_empty() => {
+                return Err(self.at(path.span(), ConfigErrorKind::EmptyPath))
+            }
+            Some(path) => PathBuf::from(path.into_inner()),
+        };
+        let redis = match raw.redis {
+            None => None,
+            Some(url) if is_redis_url(url.get_ref()) => Some(Secret::new(url.into_inner())),
+            Some(url) => {
+                // The URL may hold a password: do not echo it back.
+                let value = redact_userinfo(url.get_ref());
+                return Err(self.at(url.span(), ConfigErrorKind::RedisUrl { value }));
+            }
+        };
+        Ok(StoreConfig { path, redis })
+    }
+
+    fn limits(&self, raw: Option<RawLimits>) -> Result<LimitsConfig> {
+        let d = LimitsConfig::default();
+        let Some(raw) = raw else {
+            return Ok(d);
+        };
+        let max_message_bytes = self.usize_in(
+            "limits.max_message_bytes",
+            &raw.max_message_bytes,
+            d.max_message_bytes,
+            1500..=65_535,
+        )?;
+        let max_request_uri_bytes = self.usize_in(
+            "limits.max_request_uri_bytes",
+            &raw.max_request_uri_bytes,
+            d.max_request_uri_bytes,
+            64..=65_535,
+        )?;
+        let max_headers = self.usize_in(
+            "limits.max_headers",
+            &raw.max_headers,
+            d.max_headers,
+            16..=4096,
+        )?;
+        let max_header_bytes = self.usize_in(
+            "limits.max_header_bytes",
+            &raw.max_header_bytes,
+            d.max_header_bytes,
+            256..=65_535,
+        )?;
+        for (key, value, raw_value) in [
+            (
+                "limits.max_request_uri_bytes",
+                max_request_uri_bytes,
+                &raw.max_request_uri_bytes,
+            ),
+            (
+                "limits.max_header_bytes",
+                max_header_bytes,
+                &raw.max_header_bytes,
+            ),
+        ] {
+            if value > max_message_bytes {
+                let span = raw_value
+                    .as_ref()
+                    .or(raw.max_message_bytes.as_ref())
+                    .map_or(0..0, Spanned::span);
+                return Err(self.at(
+                    span,
+                    ConfigErrorKind::AboveOther {
+                        key,
+                        value: to_i64(value),
+                        limit_key: "limits.max_message_bytes",
+                        limit: to_i64(max_message_bytes),
+                    },
+                ));
+            }
+        }
+        let tcp_per_ip = self.nonzero_u32(
+            "limits.tcp_per_ip",
+            &raw.tcp_per_ip,
+            d.tcp_per_ip,
+            1_000_000,
+        )?;
+        let tcp_total =
+            self.nonzero_u32("limits.tcp_total", &raw.tcp_total, d.tcp_total, 10_000_000)?;
+        if tcp_per_ip > tcp_total {
+            let span = raw
+                .tcp_per_ip
+                .as_ref()
+                .or(raw.tcp_total.as_ref())
+                .map_or(0..0, Spanned::span);
+            return Err(self.at(
+                span,
+                ConfigErrorKind::AboveOther {
+                    key: "limits.tcp_per_ip",
+                    value: i64::from(tcp_per_ip.get()),
+                    limit_key: "limits.tcp_total",
+                    limit: i64::from(tcp_total.get()),
+                },
+            ));
+        }
+        let tcp_idle = self.duration(
+            "limits.tcp_idle",
+            &raw.tcp_idle,
+            d.tcp_idle,
+            Duration::from_secs(1)..=Duration::from_secs(86_400),
+        )?;
+        let partial_message_timeout = self.duration(
+            "limits.partial_message_timeout",
+            &raw.partial_message_timeout,
+            d.partial_message_timeout,
+            Duration::from_millis(100)..=Duration::from_secs(600),
+        )?;
+        Ok(LimitsConfig {
+            max_message_bytes,
+            max_request_uri_bytes,
+            max_headers,
+            max_header_bytes,
+            tcp_per_ip,
+            tcp_total,
+            tcp_idle,
+            partial_message_timeout,
+        })
+    }
+
+    fn nonzero_u32(
+        &self,
+        key: &'static str,
+        value: &Option<Spanned<i64>>,
+        default: NonZeroU32,
+        max: u32,
+    ) -> Result<NonZeroU32> {
+        match value {
+            None => Ok(default),
+            Some(value) => {
+                let v = self.int(key, value, 1, i64::from(max))?;
+                Ok(u32::try_from(v)
+                    .ok()
+                    .and_then(NonZeroU32::new)
+                    .expect("checked to lie in 1..=max, max a u32"))
+            }
+        }
+    }
+
+    fn tls(&self, raw: Option<RawTls>) -> Result<TlsOut> {
+        let d = TlsConfig::default();
+        let Some(raw) = raw else {
+            return Ok(TlsOut { config: d });
+        };
+        let min_version = match &raw.min_version {
+            None => d.min_version,
+            Some(value) => TlsMinVersion::from_config(value.get_ref()).ok_or_else(|| {
+                self.at(
+                    value.span(),
+                    ConfigErrorKind::NotOneOf {
+                        key: "tls.min_version",
+                        value: value.get_ref().clone(),
+                        expected: "\"1.2\", \"1.3\"",
+                    },
+                )
+            })?,
+        };
+        let handshake_timeout = self.duration(
+            "tls.handshake_timeout",
+            &raw.handshake_timeout,
+            d.handshake_timeout,
+            Duration::from_millis(100)..=Duration::from_secs(600),
+        )?;
+        let certificate = match (&raw.cert, &raw.key) {
+            (None, None) => None,
+            (Some(only), None) | (None, Some(only)) => {
+                return Err(self.at(only.span(), ConfigErrorKind::TlsHalfConfigured))
+            }
+            (Some(cert), Some(key)) => {
+                let cert_path = PathBuf::from(cert.get_ref());
+                let key_path = PathBuf::from(key.get_ref());
+                let server_config = tls::server_config(&cert_path, &key_path, min_version)
+                    .map_err(|source| {
+                        let span = if tls_error_is_about(&source, &key_path) {
+                            key.span()
+                        } else {
+                            cert.span()
+                        };
+                        self.at(span, ConfigErrorKind::Tls { source })
+                    })?;
+                Some(TlsCertificate {
+                    cert: cert_path,
+                    key: key_path,
+                    server_config,
+                })
+            }
+        };
+        Ok(TlsOut {
+            config: TlsConfig {
+                min_version,
+                handshake_timeout,
+                certificate,
+            },
+        })
+    }
+
+    fn log(&self, raw: Option<RawLog>) -> Result<LogConfig> {
+        let d = LogConfig::default();
+        let Some(raw) = raw else {
+            return Ok(d);
+        };
+        let level = match &raw.level {
+            None => d.level,
+            Some(value) => LogLevel::from_config(value.get_ref()).ok_or_else(|| {
+                self.at(
+                    value.span(),
+                    ConfigErrorKind::NotOneOf {
+                        key: "log.level",
+                        value: value.get_ref().clone(),
+                        expected: "\"error\", \"warn\", \"info\", \"debug\", \"trace\"",
+                    },
+                )
+            })?,
+        };
+        let format = match &raw.format {
+            None => d.format,
+            Some(value) => LogFormat::from_config(value.get_ref()).ok_or_else(|| {
+                self.at(
+                    value.span(),
+                    ConfigErrorKind::NotOneOf {
+                        key: "log.format",
+                        value: value.get_ref().clone(),
+                        expected: "\"text\", \"json\"",
+                    },
+                )
+            })?,
+        };
+        Ok(LogConfig { level, format })
+    }
+
+    fn extensions(&self, raw: Vec<Spanned<RawExtension>>) -> Result<Vec<ExtensionConfig>> {
+        let mut first_seen: HashMap<String, usize> = HashMap::with_capacity(raw.len());
+        let mut out = Vec::with_capacity(raw.len());
+        for ext in raw {
+            let table_span = ext.span();
+            let ext = ext.into_inner();
+            let missing = |key| {
+                self.at(
+                    table_span.clone(),
+                    ConfigErrorKind::MissingKey { key, why: "" },
+                )
+            };
+            let ext_number = ext.number.ok_or_else(|| missing("extension.number"))?;
+            let ext_password = ext.password.ok_or_else(|| missing("extension.password"))?;
+            let number = ext_number.get_ref();
+            check_extension_number(number).map_err(|source| {
+                self.at(
+                    ext_number.span(),
+                    ConfigErrorKind::ExtensionNumber {
+                        value: number.clone(),
+                        source,
+                    },
+                )
+            })?;
+            if let Some(&first_line) = first_seen.get(number) {
+                return Err(self.at(
+                    ext_number.span(),
+                    ConfigErrorKind::DuplicateExtension {
+                        number: number.clone(),
+                        first_line,
+                    },
+                ));
+            }
+            first_seen.insert(number.clone(), self.loc.line_of(&ext_number.span()));
+            check_password(ext_password.get_ref(), number).map_err(|source| {
+                self.at(
+                    ext_password.span(),
+                    ConfigErrorKind::WeakPassword {
+                        number: number.clone(),
+                        source,
+                    },
+                )
+            })?;
+            let name = match ext.name {
+                None => None,
+                // A display name ends up inside SIP header fields: CR/LF would inject headers.
+                Some(name) if name.get_ref().chars().any(char::is_control) => {
+                    return Err(self.at(
+                        name.span(),
+                        ConfigErrorKind::ExtensionName {
+                            number: number.clone(),
+                        },
+                    ))
+                }
+                Some(name) => Some(name.into_inner()),
+            };
+            out.push(ExtensionConfig {
+                number: ext_number.into_inner(),
+                password: Secret::new(ext_password.into_inner()),
+                name,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Two sockets of one protocol on one port and overlapping addresses cannot both bind.
+    fn port_clashes(
+        &self,
+        config: &Config,
+        listen_spans: &[Option<Range<usize>>],
+        admin_span: Option<Range<usize>>,
+        ng_span: Option<Range<usize>>,
+        rtp_span: Option<Range<usize>>,
+    ) -> Result<()> {
+        struct Socket {
+            tcp: bool,
+            ip: IpAddr,
+            ports: RangeInclusive<u16>,
+            label: String,
+            span: Option<Range<usize>>,
+        }
+        let one = |port: u16| port..=port;
+        let mut sockets: Vec<Socket> = config
+            .sip
+            .listen
+            .iter()
+            .zip(listen_spans)
+            .map(|(l, span)| Socket {
+                tcp: l.transport.is_reliable(),
+                ip: l.addr.ip(),
+                ports: one(l.addr.port()),
+                label: format!("`sip.listen` {l}"),
+                span: span.clone(),
+            })
+            .collect();
+        sockets.push(Socket {
+            tcp: true,
+            ip: config.admin.listen.ip(),
+            ports: one(config.admin.listen.port()),
+            label: format!("`admin.listen` {}", config.admin.listen),
+            span: admin_span,
+        });
+        if let Some(ng) = &config.ng {
+            sockets.push(Socket {
+                tcp: false,
+                ip: ng.listen.ip(),
+                ports: one(ng.listen.port()),
+                label: format!("`ng.listen` {}", ng.listen),
+                span: ng_span,
+            });
+        }
+        let rtp = &config.media.rtp_ports;
+        sockets.push(Socket {
+            tcp: false,
+            ip: config.media.bind,
+            ports: rtp.clone(),
+            label: format!("`media.rtp_ports` {}-{}", rtp.start(), rtp.end()),
+            span: rtp_span,
+        });
+
+        for (j, second) in sockets.iter().enumerate() {
+            for first in &sockets[..j] {
+                if first.tcp != second.tcp || !ips_overlap(first.ip, second.ip) {
+                    continue;
+                }
+                let start = (*first.ports.start()).max(*second.ports.start());
+                let end = (*first.ports.end()).min(*second.ports.end());
+                // Port 0 asks the OS for a free port and never clashes.
+                if start > end || start == 0 {
+                    continue;
+                }
+                let span = second.span.clone().or(first.span.clone()).unwrap_or(0..0);
+                return Err(self.at(
+                    span,
+                    ConfigErrorKind::PortClash {
+                        first: first.label.clone(),
+                        second: second.label.clone(),
+                        tcp: first.tcp,
+                        port: start,
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether two bind addresses can conflict: the same address, or a wildcard of the same
+/// family (an IPv6 wildcard may be dual-stack, but the driver sets IPV6_V6ONLY).
+fn ips_overlap(a: IpAddr, b: IpAddr) -> bool {
+    a == b || (a.is_ipv4() == b.is_ipv4() && (a.is_unspecified() || b.is_unspecified()))
+}
+
+fn to_i64(v: usize) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Whether a TLS error concerns the key file (so the error points at `tls.key`).
+fn tls_error_is_about(err: &TlsError, key: &Path) -> bool {
+    match err {
+        TlsError::Read { path, .. } | TlsError::Pem { path, .. } => path == key,
+        TlsError::NoPrivateKey { .. } | TlsError::KeyMismatch { .. } => true,
+        _ => false,
+    }
+}
+
+/// `redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]` or `rediss://…`.
+fn is_redis_url(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("redis://")
+        .or_else(|| url.strip_prefix("rediss://"))
+    else {
+        return false;
+    };
+    let (authority, db) = match rest.split_once('/') {
+        Some((authority, db)) => (authority, Some(db)),
+        None => (rest, None),
+    };
+    if let Some(db) = db {
+        if !db.is_empty() && db.parse::<u32>().is_err() {
+            return false;
+        }
+    }
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((host, "")) => (host, None),
+            Some((host, port)) => match port.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => return false,
+            },
+            None => return false,
+        }
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
+    host_ok && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p != 0))
+}
+
+/// Replaces `user:password@` in a URL with `***@`.
+fn redact_userinfo(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}***{}", &url[..scheme_end + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_redis_urls() {
+        for ok in [
+            "redis://127.0.0.1",
+            "redis://127.0.0.1:6379",
+            "redis://redis.example.net:6379/2",
+            "rediss://:secret@redis.example.net",
+            "redis://user:pw@[2001:db8::1]:6379/0",
+            "redis://[::1]",
+        ] {
+            assert!(is_redis_url(ok), "{ok}");
+        }
+        for bad in [
+            "127.0.0.1:6379",
+            "http://redis",
+            "redis://",
+            "redis://:6379",
+            "redis://host:notaport",
+            "redis://host:0",
+            "redis://host/db",
+            "redis://[::1",
+            "redis://host name",
+        ] {
+            assert!(!is_redis_url(bad), "{bad}");
+        }
+        assert_eq!(
+            redact_userinfo("redis://:hunter2@host:1/"),
+            "redis://***@host:1/"
+        );
+        assert_eq!(redact_userinfo("redis//host"), "redis//host");
+    }
+
+    #[test]
+    fn config_ip_overlap() {
+        let v4: IpAddr = "127.0.0.1".parse().expect("ip");
+        let v4b: IpAddr = "127.0.0.2".parse().expect("ip");
+        let any4: IpAddr = "0.0.0.0".parse().expect("ip");
+        let any6: IpAddr = "::".parse().expect("ip");
+        assert!(ips_overlap(v4, v4));
+        assert!(!ips_overlap(v4, v4b));
+        assert!(ips_overlap(v4, any4));
+        assert!(ips_overlap(any4, v4b));
+        assert!(!ips_overlap(any6, v4));
+    }
+}

@@ -101,7 +101,7 @@ pub(crate) fn validate(raw: RawConfig, loc: Locator<'_>) -> Result<Config> {
         ng,
         security,
         limits,
-        tls: tls.config,
+        tls,
         log,
         extensions,
     };
@@ -128,10 +128,6 @@ struct SipOut {
 struct MediaOut {
     config: MediaConfig,
     rtp_span: Option<Range<usize>>,
-}
-
-struct TlsOut {
-    config: TlsConfig,
 }
 
 impl Validator<'_> {
@@ -218,7 +214,7 @@ impl Validator<'_> {
         })
     }
 
-    fn sip(&self, raw: Spanned<RawSip>, tls: &TlsOut) -> Result<SipOut> {
+    fn sip(&self, raw: Spanned<RawSip>, tls: &TlsConfig) -> Result<SipOut> {
         let table_span = raw.span();
         let raw = raw.into_inner();
         let Some(domain) = raw.domain else {
@@ -276,7 +272,7 @@ impl Validator<'_> {
                             ConfigErrorKind::DuplicateListener { listen: parsed },
                         ));
                     }
-                    if parsed.transport == Transport::Tls && tls.config.certificate.is_none() {
+                    if parsed.transport == Transport::Tls && tls.certificate.is_none() {
                         return Err(self.at(
                             entry.span(),
                             ConfigErrorKind::TlsWithoutCertificate { listen: parsed },
@@ -288,7 +284,7 @@ impl Validator<'_> {
                 (listen, spans)
             }
             None => {
-                let listen = SipConfig::default_listen(tls.config.certificate.is_some());
+                let listen = SipConfig::default_listen(tls.certificate.is_some());
                 let spans = vec![None; listen.len()];
                 (listen, spans)
             }
@@ -551,10 +547,10 @@ impl Validator<'_> {
         }
     }
 
-    fn tls(&self, raw: Option<RawTls>) -> Result<TlsOut> {
+    fn tls(&self, raw: Option<RawTls>) -> Result<TlsConfig> {
         let d = TlsConfig::default();
         let Some(raw) = raw else {
-            return Ok(TlsOut { config: d });
+            return Ok(d);
         };
         let min_version = match &raw.min_version {
             None => d.min_version,
@@ -599,12 +595,10 @@ impl Validator<'_> {
                 })
             }
         };
-        Ok(TlsOut {
-            config: TlsConfig {
-                min_version,
-                handshake_timeout,
-                certificate,
-            },
+        Ok(TlsConfig {
+            min_version,
+            handshake_timeout,
+            certificate,
         })
     }
 

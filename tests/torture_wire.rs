@@ -266,7 +266,8 @@ fn udp_torture_corpus() {
             report.push('\n');
         }
         if !problems.is_empty() {
-            for r in &o.got {
+            // The first two datagrams are enough to see why (INVITE finals repeat).
+            for r in o.got.iter().take(2) {
                 report.push_str(&format!("    received: {:?}\n", r.text()));
             }
         }
@@ -294,32 +295,39 @@ fn tcp_framing_torture() {
         "[limits]\npartial_message_timeout = \"1s\"\n",
     );
     let voxgate = Voxgate::start(BIN, &config);
+    let mut problems = Vec::new();
 
-    // Negative and multiple Content-Length: stream framing is lost, the connection must go.
+    // Negative and multiple Content-Length: stream framing is lost, the connection must go
+    // (an error response before the close is allowed).
     for file in ["rfc4475/ncl.dat", "rfc4475/mcl01.dat"] {
-        match stream_verdict(&voxgate, file) {
-            StreamEnd::Closed { .. } => {}
-            StreamEnd::StillOpen { received } => panic!(
-                "{file} over TCP: connection still open after 20 s; received {:?}",
+        if let StreamEnd::StillOpen { received } = stream_verdict(&voxgate, file) {
+            problems.push(format!(
+                "{file} over TCP: expected the connection closed, still open after 20 s; \
+                 received {:?}",
                 String::from_utf8_lossy(&received)
-            ),
+            ));
         }
     }
 
     // Content-Length larger than the message: wait for the rest (no answer), then close
     // once the partial-message timeout passes.
     match stream_verdict(&voxgate, "rfc4475/clerr.dat") {
-        StreamEnd::Closed { received } => assert!(
-            received.is_empty(),
-            "clerr over TCP: expected no answer before the close, got {:?}",
+        StreamEnd::Closed { received } if received.is_empty() => {}
+        StreamEnd::Closed { received } => problems.push(format!(
+            "rfc4475/clerr.dat over TCP: expected no answer before the close, got {:?}",
             String::from_utf8_lossy(&received)
-        ),
-        StreamEnd::StillOpen { received } => panic!(
-            "clerr over TCP: not closed 20 s after the partial-message timeout of 1 s; \
-             received {:?}",
+        )),
+        StreamEnd::StillOpen { received } => problems.push(format!(
+            "rfc4475/clerr.dat over TCP: expected the connection closed by the 1 s \
+             partial-message timeout, still open after 20 s; received {:?}",
             String::from_utf8_lossy(&received)
-        ),
+        )),
     }
+    assert!(
+        problems.is_empty(),
+        "the binary disagrees with the stream verdicts:\n{}",
+        problems.join("\n")
+    );
 
     // Still serving on both transports.
     assert_eq!(voxgate.options_udp().code, 200);

@@ -120,7 +120,15 @@ impl Voxgate {
     /// Writes `config_toml` (with [`DIR_PLACEHOLDER`] replaced) to `config.toml` in a fresh
     /// temp dir, runs `BIN run --config FILE`, and waits for the `ready` line. Panics, with the
     /// process output, if the process exits or is not ready within a minute.
+    ///
+    /// The environment variable `VOXGATE_TEST_BIN`, when set, replaces `bin` (to test a
+    /// release build or an installed binary with the same tests).
     pub fn start(bin: impl AsRef<Path>, config_toml: &str) -> Voxgate {
+        let bin = std::env::var_os("VOXGATE_TEST_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| bin.as_ref().to_path_buf());
+        // The child runs in the temp dir: a relative path must not be resolved from there.
+        let bin = std::fs::canonicalize(&bin).unwrap_or(bin);
         let dir = tempfile::Builder::new()
             .prefix("voxgate-test-")
             .tempdir()
@@ -129,7 +137,7 @@ impl Voxgate {
         let config_path = dir.path().join("config.toml");
         write_config(dir.path(), &config_path, config_toml);
 
-        let mut child = Command::new(bin.as_ref())
+        let mut child = Command::new(&bin)
             .arg("run")
             .arg("--config")
             .arg(&config_path)
@@ -139,7 +147,7 @@ impl Voxgate {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", bin.as_ref().display()));
+            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", bin.display()));
 
         let output = Arc::new(Output::default());
         let stdout = child.stdout.take().expect("stdout was piped");

@@ -63,11 +63,22 @@ pub fn options_request(
 
 /// One SIP response as received. `code` is 0 and `reason` explains when the bytes were not a
 /// SIP response at all (tests then fail with the raw bytes in view).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Response {
     pub code: u16,
     pub reason: String,
     pub raw: Vec<u8>,
+}
+
+impl std::fmt::Debug for Response {
+    // The raw bytes as text: assertion messages show the message, not a list of numbers.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("code", &self.code)
+            .field("reason", &self.reason)
+            .field("raw", &String::from_utf8_lossy(&self.raw))
+            .finish()
+    }
 }
 
 impl Response {

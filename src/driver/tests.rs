@@ -574,3 +574,30 @@ fn tls_listener_needs_a_certificate() {
     .expect("refused");
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
 }
+
+#[test]
+fn peer_that_does_not_drain_is_cut_off() {
+    let d = start(&[(Transport::Tcp, "127.0.0.1:0")], DriverLimits::default());
+    let addr = d.addr(Transport::Tcp);
+    // A small receive window so the answers back up quickly; this client never reads.
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    socket.connect(&addr.into()).expect("connect");
+    let mut s: TcpStream = socket.into();
+    s.set_write_timeout(Some(WAIT)).expect("set timeout");
+    let mut batch = Vec::new();
+    for _ in 0..100 {
+        batch.extend_from_slice(&options(Transport::Tcp, addr, "").0);
+    }
+    // Each batch makes ~40 KiB of answers; the kernel buffers a few MiB, the driver 256 KiB.
+    let mut cut_off = false;
+    for _ in 0..2_000 {
+        if s.write_all(&batch).is_err() {
+            cut_off = true;
+            break;
+        }
+    }
+    assert!(cut_off, "the driver kept a connection that never drains");
+    assert_eq!(d.rejected("write_overflow"), 1);
+}

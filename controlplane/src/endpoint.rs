@@ -21,6 +21,7 @@ use crate::sip::{
     Via,
 };
 use crate::stats::{DropReason, EndpointStats};
+use crate::transaction::{ClientInput, ServerInput, TransactionEvent, Transactions};
 
 /// A stream connection, as numbered by the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -65,6 +66,7 @@ pub struct Endpoint {
     transmits: VecDeque<Transmit>,
     events: VecDeque<EndpointEvent>,
     stats: EndpointStats,
+    transactions: Transactions,
 }
 
 /// Methods voxgate answers in an `Allow` header (FEATURES SIG-07).
@@ -80,16 +82,18 @@ impl Endpoint {
     /// `seed` feeds tag and branch generation; the driver passes real randomness.
     pub fn new(config: EndpointConfig, seed: u64) -> Self {
         Self {
-            config,
             rng: seed | 1,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: EndpointStats::default(),
+            transactions: Transactions::new(config.timers),
+            config,
         }
     }
 
     /// Apply a new configuration (after a reload). Transactions in progress keep going.
     pub fn set_config(&mut self, config: EndpointConfig) {
+        self.transactions.set_timers(config.timers);
         self.config = config;
     }
 
@@ -129,11 +133,32 @@ impl Endpoint {
 
     /// Timers: nothing runs on timers yet beyond transactions (added with the transaction
     /// layer).
-    pub fn handle_timeout(&mut self, _now: Instant) {}
+    /// Run the timers that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.transactions.handle_timeout(now);
+        while let Some(event) = self.transactions.poll_event() {
+            match event {
+                TransactionEvent::Terminated { .. } => {}
+                TransactionEvent::Timeout { tx, timer } => {
+                    tracing::debug!(%tx, %timer, "transaction timed out");
+                }
+            }
+        }
+        self.stats.transactions_active = self.transactions.len() as u64;
+    }
 
+    /// The next message to send. Every response sent is counted here, retransmissions and
+    /// 100 Trying included, so `voxgate_sip_responses_total` is what went on the wire.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let t = self
+            .transmits
+            .pop_front()
+            .or_else(|| self.transactions.poll_transmit())?;
+        if let Some(code) = status_code_of(&t.payload) {
+            self.stats.count_response(code);
+        }
+        Some(t)
     }
 
     #[must_use]
@@ -143,7 +168,7 @@ impl Endpoint {
 
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        None
+        self.transactions.poll_timeout()
     }
 
     fn count_parse_error(&mut self, e: ParseError) {
@@ -158,20 +183,21 @@ impl Endpoint {
     }
 
     fn handle_message(&mut self, now: Instant, peer: Peer, msg: Message) {
-        let _ = now;
         match msg.method().cloned() {
             Some(method) => {
                 self.stats.count_request(&method, peer.transport);
-                self.handle_request(peer, method, msg);
+                self.handle_request(now, peer, method, msg);
             }
-            None => {
-                // No client transactions exist yet: every response is stray.
-                self.stats.count_drop(DropReason::StrayResponse);
-            }
+            None => match self.transactions.handle_response(now, msg) {
+                ClientInput::Response { .. } | ClientInput::Absorbed { .. } => {}
+                // voxgate sends no requests of its own before M3: nothing can match.
+                _ => self.stats.count_drop(DropReason::StrayResponse),
+            },
         }
+        self.stats.transactions_active = self.transactions.len() as u64;
     }
 
-    fn handle_request(&mut self, peer: Peer, method: Method, msg: Message) {
+    fn handle_request(&mut self, now: Instant, peer: Peer, method: Method, msg: Message) {
         // Without any Via nobody could match an answer. A Via that is there but malformed
         // (RFC 4475 badinv01, badvers) still gets its 400/505, sent to the packet's source.
         if msg.first(HeaderName::Via).is_none() {
@@ -179,16 +205,48 @@ impl Endpoint {
             return;
         }
         let via = msg.top_via().ok();
-        let via = via.as_ref();
+        let Some(remote) = self.response_destination(peer, via.as_ref()) else {
+            self.stats.count_drop(DropReason::Unroutable);
+            return;
+        };
+        let reply_to = Peer { remote, ..peer };
+        // Retransmissions are absorbed before any work is done on them. A request whose
+        // transaction key cannot be read (no CSeq, broken Via) is answered statelessly.
+        let (tx, msg) = match self.transactions.handle_request(now, reply_to, msg.clone()) {
+            Ok(ServerInput::New { tx, request }) => (Some(tx), request),
+            Ok(ServerInput::Absorbed { .. }) => return,
+            // No dialogs exist yet, so an ACK for a 2xx has nobody to go to.
+            Ok(ServerInput::AckFor2xx { .. } | ServerInput::StrayAck { .. }) => {
+                self.stats.count_drop(DropReason::StrayAck);
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "request cannot start a transaction");
+                (None, msg)
+            }
+        };
         if method == Method::Ack {
-            // An ACK is never answered (RFC 3261 §17.2.1); one that matched no transaction
-            // is counted.
+            // An ACK is never answered (RFC 3261 §17.2.1).
             self.stats.count_drop(DropReason::StrayAck);
             return;
         }
-        match self.validate(&msg, &method) {
-            Ok(target) => self.dispatch(peer, via, method, target, msg),
-            Err(err) => self.reject(peer, via, &msg, &err),
+        let response = match self.validate(&msg, &method) {
+            Ok(target) => self.answer(method, target, &msg),
+            Err(err) => self.rejection(&msg, &err),
+        };
+        match tx {
+            Some(tx) => {
+                if let Err(e) = self.transactions.respond(now, tx, response) {
+                    tracing::warn!(error = %e, "response refused by the transaction layer");
+                }
+            }
+            None => self.transmits.push_back(Transmit {
+                transport: peer.transport,
+                destination: remote,
+                local: peer.local,
+                conn: peer.conn,
+                payload: response.to_bytes(),
+            }),
         }
     }
 
@@ -301,38 +359,39 @@ impl Endpoint {
         })
     }
 
-    fn dispatch(
-        &mut self,
-        peer: Peer,
-        via: Option<&Via>,
-        method: Method,
-        target: Target,
-        msg: Message,
-    ) {
-        let (code, builder) = match (&method, target) {
-            (Method::Options, Target::Myself) => {
-                let b = self
-                    .response(&msg, 200)
-                    .header(HeaderName::Allow, ALLOW)
-                    .header(HeaderName::Accept, "application/sdp")
-                    .header(HeaderName::Supported, SUPPORTED);
-                (200, b)
-            }
+    /// The answer to a valid request.
+    fn answer(&mut self, method: Method, target: Target, msg: &Message) -> Message {
+        match (&method, target) {
+            (Method::Options, Target::Myself) => self
+                .response(msg, 200)
+                .header(HeaderName::Allow, ALLOW)
+                .header(HeaderName::Accept, "application/sdp")
+                .header(HeaderName::Supported, SUPPORTED)
+                .build(),
+            (Method::Cancel, _) => self.answer_cancel(msg),
             // No dialogs exist yet (the B2BUA is M5): in-dialog requests and requests that
             // only make sense inside one have nothing to match (RFC 3261 §12.2.2, §15.1.2).
-            (m, _) if is_dialog_bound(m, &msg) => (481, self.response(&msg, 481)),
+            (m, _) if is_dialog_bound(m, msg) => self.response(msg, 481).build(),
             // Later milestones route these; until then nothing behind voxgate can take them.
-            _ => (
-                480,
-                self.response(&msg, 480)
-                    .raw_header("Warning", "399 voxgate \"No route for this request\""),
-            ),
-        };
-        let _ = code;
-        self.send_response(peer, via, builder.build());
+            _ => self
+                .response(msg, 480)
+                .raw_header("Warning", "399 voxgate \"No route for this request\"")
+                .build(),
+        }
     }
 
-    fn reject(&mut self, peer: Peer, via: Option<&Via>, msg: &Message, err: &RequestError) {
+    /// RFC 3261 §9.2: a CANCEL that matches an INVITE transaction gets 200, one that
+    /// matches nothing gets 481. Every INVITE is finally answered at once until the B2BUA
+    /// (M5) keeps calls ringing, so there is never a pending INVITE to end with 487 yet.
+    fn answer_cancel(&mut self, cancel: &Message) -> Message {
+        match self.transactions.find_invite_for_cancel(cancel) {
+            Some(_) => self.response(cancel, 200).build(),
+            None => self.response(cancel, 481).build(),
+        }
+    }
+
+    /// The rejection of an invalid request, with the headers that explain it.
+    fn rejection(&mut self, msg: &Message, err: &RequestError) -> Message {
         let (code, reason) = err.status();
         tracing::debug!(code, %reason, "rejecting request");
         let mut b = ResponseBuilder::new(msg, code, reason, Some(&self.new_tag()));
@@ -348,7 +407,7 @@ impl Endpoint {
             }
             _ => {}
         }
-        self.send_response(peer, via, b.build());
+        b.build()
     }
 
     fn response(&mut self, msg: &Message, code: u16) -> ResponseBuilder {
@@ -357,25 +416,8 @@ impl Endpoint {
             .header(HeaderName::Server, self.config.user_agent.clone())
     }
 
-    /// Send a response where RFC 3261 §18.2.2 and RFC 3581 say, over the connection the
-    /// request came on for streams.
-    fn send_response(&mut self, peer: Peer, via: Option<&Via>, response: Message) {
-        let Some(destination) = self.response_destination(peer, via) else {
-            self.stats.count_drop(DropReason::Unroutable);
-            return;
-        };
-        if let Some(code) = response.code() {
-            self.stats.count_response(code);
-        }
-        self.transmits.push_back(Transmit {
-            transport: peer.transport,
-            destination,
-            local: peer.local,
-            conn: peer.conn,
-            payload: response.to_bytes(),
-        });
-    }
-
+    /// Where a response goes: RFC 3261 §18.2.2 and RFC 3581; over streams, the connection
+    /// the request came on.
     fn response_destination(&self, peer: Peer, via: Option<&Via>) -> Option<SocketAddr> {
         if peer.transport.is_reliable() {
             return Some(peer.remote);
@@ -402,6 +444,12 @@ impl Endpoint {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         format!("{:016x}", z ^ (z >> 31))
     }
+}
+
+/// The status code of a serialised response (`SIP/2.0 NNN ...`), without parsing it.
+fn status_code_of(payload: &[u8]) -> Option<u16> {
+    let code = payload.strip_prefix(b"SIP/2.0 ")?.get(..3)?;
+    std::str::from_utf8(code).ok()?.parse().ok()
 }
 
 fn is_dialog_bound(method: &Method, msg: &Message) -> bool {

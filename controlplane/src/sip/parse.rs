@@ -101,6 +101,7 @@ pub(crate) fn parse(
 
     let mut headers: Vec<Header> = Vec::with_capacity(16);
     let mut terminated = false;
+    let mut previous_kept = false;
     while pos < buf.len() {
         let (hs, he, next) = match next_line(&buf, pos) {
             Some(l) => l,
@@ -113,8 +114,9 @@ pub(crate) fn parse(
             break;
         }
         if buf[hs] == b' ' || buf[hs] == b'\t' {
-            // Continuation line: extend the previous value (RFC 3261 §7.3.1).
-            match headers.last_mut() {
+            // Continuation line: extend the previous value (RFC 3261 §7.3.1), unless the
+            // previous line was dropped as malformed: then this line belongs to it.
+            match headers.last_mut().filter(|_| previous_kept) {
                 Some(h) => {
                     let vstart = h.value_start;
                     let value = buf.slice(vstart..he);
@@ -132,6 +134,7 @@ pub(crate) fn parse(
             pos = next;
             continue;
         }
+        previous_kept = false;
         if he - hs > limits.max_header_bytes {
             return Err(ParseError::HeaderTooLong {
                 limit: limits.max_header_bytes,
@@ -151,6 +154,7 @@ pub(crate) fn parse(
                 } else {
                     let value_start = hs + colon + 1;
                     let value = buf.slice_ref(trim(&buf[value_start..he]));
+                    previous_kept = true;
                     headers.push(Header {
                         name: HeaderName::from_bytes(name),
                         raw_name: buf.slice_ref(name),

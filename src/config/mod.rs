@@ -15,7 +15,6 @@
 
 // This module is the binary's config API; `main` uses only part of it today and the driver,
 // admin API and later milestones use the rest.
-#![allow(dead_code)]
 
 pub mod error;
 mod raw;

@@ -29,7 +29,6 @@
 
 // The binary's `main` does not wire the driver yet; until it does, everything here looks
 // unused to the compiler.
-#![allow(dead_code)]
 
 mod conn;
 mod limits;

@@ -372,13 +372,13 @@ fn health_reply(state: &AdminState) -> Reply {
                     usage.free_ratio * 100.0,
                     state.disk_min_free_ratio * 100.0
                 ),
-                "path": usage.measured,
+                "path": usage.measured.display().to_string(),
                 "free_ratio": usage.free_ratio,
             })
         }
         Ok(usage) => json!({
             "status": "ok",
-            "path": usage.measured,
+            "path": usage.measured.display().to_string(),
             "free_ratio": usage.free_ratio,
         }),
         Err(error) => {
@@ -553,7 +553,10 @@ mod tests {
         } else {
             assert_eq!(health.status, 503, "{body}");
         }
-        assert_eq!(body["checks"]["store_disk"]["path"], json!(dir.path()));
+        assert_eq!(
+            body["checks"]["store_disk"]["path"],
+            json!(dir.path().display().to_string())
+        );
 
         let missing = http(addr, "GET", "/api/v1/nope");
         assert_eq!(missing.status, 404);

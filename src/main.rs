@@ -34,7 +34,11 @@ use crate::logging::LogHandle;
 use crate::metrics::Metrics;
 
 #[derive(Debug, Parser)]
-#[command(name = "voxgate", version, about = "Session border controller, PBX and media server")]
+#[command(
+    name = "voxgate",
+    version,
+    about = "Session border controller, PBX and media server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -114,7 +118,11 @@ fn driver_limits(config: &Config) -> DriverLimits {
 }
 
 fn tls_server_config(config: &Config) -> Option<Arc<rustls::ServerConfig>> {
-    config.tls.certificate.as_ref().map(|c| c.server_config.clone())
+    config
+        .tls
+        .certificate
+        .as_ref()
+        .map(|c| c.server_config.clone())
 }
 
 /// Seed for tags and branches: not a secret, only unpredictable enough that two restarts
@@ -134,10 +142,15 @@ fn started_at() -> Instant {
 
 fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     let started = started_at();
-    let log = logging::init(config.log.level.as_str(), config.log.format.as_str().parse()?)?;
+    let log = logging::init(
+        config.log.level.as_str(),
+        config.log.format.as_str().parse()?,
+    )?;
     match &path {
         Some(p) => tracing::info!(config = %p.display(), "starting voxgate"),
-        None => tracing::info!("starting voxgate with the embedded demo configuration (loopback only)"),
+        None => {
+            tracing::info!("starting voxgate with the embedded demo configuration (loopback only)")
+        }
     }
     let metrics = Arc::new(Metrics::new());
 
@@ -158,7 +171,11 @@ fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     let handle = driver.handle();
     // The endpoint must know the real addresses (port 0 binds) to recognise itself.
     handle
-        .reload(config.endpoint_config(bound.clone()), None, driver_limits(&config))
+        .reload(
+            config.endpoint_config(bound.clone()),
+            None,
+            driver_limits(&config),
+        )
         .context("configuring the SIP driver")?;
 
     let running = Arc::new(Running {
@@ -171,7 +188,10 @@ fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     });
 
     let (admin_listen, store_path) = {
-        let c = running.config.lock().expect("config lock is never poisoned: no panics under it");
+        let c = running
+            .config
+            .lock()
+            .expect("config lock is never poisoned: no panics under it");
         (c.admin.listen, c.store.path.clone())
     };
     let reloader = running.clone();
@@ -181,7 +201,8 @@ fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         Box::new(move || reload(&reloader)),
         started,
     );
-    let admin = admin::spawn(admin_listen, Arc::new(admin_state)).context("binding the admin HTTP listener")?;
+    let admin = admin::spawn(admin_listen, Arc::new(admin_state))
+        .context("binding the admin HTTP listener")?;
 
     {
         let mut out = std::io::stdout().lock();
@@ -211,10 +232,16 @@ fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
 fn reload(running: &Running) -> Result<(), String> {
     let result = try_reload(running);
     let label = if result.is_ok() { "ok" } else { "error" };
-    running.metrics.config_reloads.with_label_values(&[label]).inc();
+    running
+        .metrics
+        .config_reloads
+        .with_label_values(&[label])
+        .inc();
     match &result {
         Ok(()) => tracing::info!("configuration reloaded"),
-        Err(e) => tracing::error!(error = %e, "configuration reload refused; the running configuration stays"),
+        Err(e) => {
+            tracing::error!(error = %e, "configuration reload refused; the running configuration stays")
+        }
     }
     result
 }
@@ -231,7 +258,10 @@ fn try_reload(running: &Running) -> Result<(), String> {
 
 fn apply(running: &Running, path: &Path) -> Result<(), String> {
     let new = config::load_file(path).map_err(|e| e.to_string())?;
-    let mut current = running.config.lock().map_err(|_| "configuration lock poisoned".to_string())?;
+    let mut current = running
+        .config
+        .lock()
+        .map_err(|_| "configuration lock poisoned".to_string())?;
     if new.sip.listen != current.sip.listen {
         tracing::warn!("sip.listen changed: new listeners take effect after a restart");
     }
@@ -240,7 +270,11 @@ fn apply(running: &Running, path: &Path) -> Result<(), String> {
     }
     running
         .driver
-        .reload(new.endpoint_config(running.bound.clone()), tls_server_config(&new), driver_limits(&new))
+        .reload(
+            new.endpoint_config(running.bound.clone()),
+            tls_server_config(&new),
+            driver_limits(&new),
+        )
         .map_err(|e| e.to_string())?;
     if let Err(e) = running.log.set_level(new.log.level.as_str()) {
         tracing::warn!(error = %e, "log level not changed");
@@ -250,21 +284,24 @@ fn apply(running: &Running, path: &Path) -> Result<(), String> {
 }
 
 fn spawn_signal_thread(running: Arc<Running>) -> anyhow::Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM]).context("installing signal handlers")?;
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        for signal in signals.forever() {
-            match signal {
-                SIGHUP => {
-                    let _ = reload(&running);
-                }
-                _ => {
-                    tracing::info!(signal, "shutting down");
-                    let _ = running.driver.shutdown();
-                    break;
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM])
+        .context("installing signal handlers")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                match signal {
+                    SIGHUP => {
+                        let _ = reload(&running);
+                    }
+                    _ => {
+                        tracing::info!(signal, "shutting down");
+                        let _ = running.driver.shutdown();
+                        break;
+                    }
                 }
             }
-        }
-    })?;
+        })?;
     Ok(())
 }
 
@@ -273,10 +310,12 @@ fn spawn_watchdog() {
     let Some(interval) = systemd::watchdog_interval() else {
         return;
     };
-    let spawned = std::thread::Builder::new().name("watchdog".into()).spawn(move || loop {
-        let _ = systemd::notify("WATCHDOG=1");
-        std::thread::sleep(interval / 2);
-    });
+    let spawned = std::thread::Builder::new()
+        .name("watchdog".into())
+        .spawn(move || loop {
+            let _ = systemd::notify("WATCHDOG=1");
+            std::thread::sleep(interval / 2);
+        });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "could not start the systemd watchdog thread");
     }

@@ -223,9 +223,7 @@ pub(crate) mod test_support {
             while !slice.is_empty() {
                 server.read_tls(&mut slice).expect("read from a slice");
             }
-            if let Err(e) = server.process_new_packets() {
-                return Err(e);
-            }
+            server.process_new_packets()?;
             let mut to_client = Vec::new();
             while server.wants_write() {
                 server.write_tls(&mut to_client).expect("write to a Vec");

@@ -32,20 +32,14 @@ pub enum ConfigError {
         line: usize,
         /// 1-based column, counted in characters.
         column: usize,
-        kind: ConfigErrorKind,
+        /// Boxed: errors travel through every validation function's `Result`.
+        kind: Box<ConfigErrorKind>,
     },
 }
 
 impl ConfigError {
-    /// What is wrong, when the file could be read.
-    pub fn kind(&self) -> Option<&ConfigErrorKind> {
-        match self {
-            ConfigError::Invalid { kind, .. } => Some(kind),
-            ConfigError::Io { .. } => None,
-        }
-    }
-
     /// 1-based (line, column), when the file could be read.
+    #[cfg(test)]
     pub fn position(&self) -> Option<(usize, usize)> {
         match self {
             ConfigError::Invalid { line, column, .. } => Some((*line, *column)),
@@ -223,7 +217,7 @@ impl Locator<'_> {
             origin: self.origin.to_owned(),
             line,
             column,
-            kind,
+            kind: Box::new(kind),
         }
     }
 

@@ -123,6 +123,7 @@ pub struct MediaConfig {
 
 impl MediaConfig {
     /// The number of media workers to start: `workers`, or one per available CPU core.
+    #[allow(dead_code, reason = "the media workers start with M4")]
     pub fn worker_count(&self) -> NonZeroUsize {
         self.workers
             .unwrap_or_else(|| std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN))
@@ -197,6 +198,7 @@ pub struct SecurityConfig {
 
 impl SecurityConfig {
     /// Whether `ip` is a trusted source.
+    #[allow(dead_code, reason = "the allow list is enforced by edge security, M3")]
     pub fn is_allowed(&self, ip: IpAddr) -> bool {
         self.allow.iter().any(|net| net.contains(ip))
     }
@@ -332,16 +334,6 @@ impl LogLevel {
             "trace" => LogLevel::Trace,
             _ => return None,
         })
-    }
-
-    pub fn as_tracing(self) -> tracing::Level {
-        match self {
-            LogLevel::Error => tracing::Level::ERROR,
-            LogLevel::Warn => tracing::Level::WARN,
-            LogLevel::Info => tracing::Level::INFO,
-            LogLevel::Debug => tracing::Level::DEBUG,
-            LogLevel::Trace => tracing::Level::TRACE,
-        }
     }
 }
 

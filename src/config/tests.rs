@@ -40,7 +40,7 @@ fn fail(text: &str) -> (usize, usize, ConfigErrorKind, String) {
                     kind,
                 } => {
                     assert_eq!(origin, "test.toml");
-                    (line, column, kind, shown)
+                    (line, column, *kind, shown)
                 }
                 other => panic!("expected a positioned error, got {other:?}"),
             }
@@ -1230,7 +1230,7 @@ fn config_security_allow_and_misc() {
         Some("redis://:pw@10.0.0.5:6379/1")
     );
     assert_eq!(c.ng.expect("enabled").listen.port(), 2224);
-    assert_eq!(c.log.level.as_tracing(), tracing::Level::DEBUG);
+    assert_eq!(c.log.level, LogLevel::Debug);
     assert_eq!(c.log.format, LogFormat::Json);
     assert_eq!(c.media.worker_count().get(), 3);
     assert!(ok(MINIMAL).media.worker_count().get() >= 1);

@@ -103,6 +103,7 @@ impl ConnCounter {
         }
     }
 
+    #[cfg(test)]
     pub fn total(&self) -> usize {
         self.total
     }

@@ -3,6 +3,10 @@
 //! UDP: each file is sent byte-exact as ONE datagram from a fresh socket; what comes back in
 //! 1.5 s is collected (100 Trying ignored) and compared with the table below; then an OPTIONS
 //! probe to voxgate itself must get 200 (the process is still up and serving).
+//! Each file goes to its own voxgate process: many vectors share a branch, sent-by and method
+//! (e.g. seven REGISTERs with `z9hG4bKkdjuw`), so one process would rightly treat the later
+//! ones as retransmissions of the first transaction (RFC 3261 §17.2.3) and answer them to the
+//! first sender.
 //! TCP: `ncl` and `mcl01` lose stream framing, so the connection must be closed; `clerr`
 //! promises more body than it sends, so voxgate waits (no answer) and closes the connection
 //! after the partial-message timeout.
@@ -29,7 +33,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_voxgate");
 /// window; this is that window, not a performance bound.
 const COLLECT: Duration = Duration::from_millis(1500);
 
-/// Files sent in parallel (each from its own socket), to keep the run short.
+/// Files sent in parallel (each to its own process), to keep the run short.
 const PARALLEL: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,11 +216,12 @@ struct Outcome {
     problems: Vec<String>,
     got: Vec<Response>,
     probe: Option<u16>,
+    /// The output of the process that handled this file.
+    log: String,
 }
 
 #[test]
 fn udp_torture_corpus() {
-    let voxgate = Voxgate::start(BIN, &default_config());
     let next = AtomicUsize::new(0);
     let outcomes = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
@@ -226,6 +231,7 @@ fn udp_torture_corpus() {
                 let Some(&(file, expect)) = TABLE.get(i) else {
                     return;
                 };
+                let voxgate = Voxgate::start(BIN, &default_config());
                 let datagram = read_vector(file);
                 let got = voxgate.send_and_collect(&datagram, COLLECT);
                 let problems = judge(file, expect, &got);
@@ -236,6 +242,7 @@ fn udp_torture_corpus() {
                 let probe = client
                     .request(target, probe.as_bytes(), Duration::from_secs(10))
                     .map(|r| r.code);
+                let log = voxgate.output();
                 outcomes
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -244,6 +251,7 @@ fn udp_torture_corpus() {
                         problems,
                         got,
                         probe,
+                        log,
                     });
             });
         }
@@ -269,6 +277,14 @@ fn udp_torture_corpus() {
             // The first two datagrams are enough to see why (INVITE finals repeat).
             for r in o.got.iter().take(2) {
                 report.push_str(&format!("    received: {:?}\n", r.text()));
+            }
+            // voxgate's own account of what went wrong, if it logged any.
+            for line in o
+                .log
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            {
+                report.push_str(&format!("    voxgate: {line}\n"));
             }
         }
     }

@@ -152,7 +152,6 @@ impl LogHandle {
     }
 
     /// The `RUST_LOG` value in force, if any.
-    #[allow(dead_code, reason = "API for status output; main does not show it yet")]
     pub fn env_override(&self) -> Option<&str> {
         self.env_override.as_deref()
     }
@@ -244,10 +243,6 @@ const SECRET_PARAMS: [&str; 6] = [
 /// A SIP message (or any text) displayed with its secrets masked:
 /// `tracing::debug!(msg = %Redacted(text))`. Bytes from the wire go through
 /// `String::from_utf8_lossy` first.
-#[allow(
-    dead_code,
-    reason = "for the driver's SIP message logging (MON-07), not wired yet"
-)]
 #[derive(Clone, Copy)]
 pub struct Redacted<'a>(pub &'a str);
 
@@ -270,10 +265,6 @@ impl fmt::Debug for Redacted<'_> {
 /// token after `Basic`; the password of `sip:user:password@host` URIs anywhere; the key of
 /// SDP `a=crypto:` `inline:` parameters (RFC 4568), the data of `a=key-mgmt:` and any `k=`
 /// line. It errs on the side of masking more: it is for logs, never for the wire.
-#[allow(
-    dead_code,
-    reason = "for the driver's SIP message logging (MON-07), not wired yet"
-)]
 pub fn redact_sip(text: &str) -> Cow<'_, str> {
     let mut secrets = Vec::new();
     for group in logical_lines(text) {

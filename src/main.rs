@@ -152,6 +152,12 @@ fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
             tracing::info!("starting voxgate with the embedded demo configuration (loopback only)")
         }
     }
+    if let Some(filter) = log.env_override() {
+        tracing::info!(
+            filter,
+            "RUST_LOG is set: it overrides log.level, also on reload"
+        );
+    }
     let metrics = Arc::new(Metrics::new());
 
     let endpoint = Endpoint::new(config.endpoint_config(Vec::new()), seed());

@@ -114,6 +114,24 @@ impl DriverHandle {
     }
 }
 
+/// Log target of full SIP message logging (MON-07). Off unless the level asks for it, e.g.
+/// `log.level = "info,sip_trace=trace"`, which a reload switches on at runtime. Secrets
+/// (digest responses, nonces, passwords, SRTP keys) are masked.
+pub const SIP_TRACE: &str = "sip_trace";
+
+fn trace_message(direction: &str, peer: &Peer, bytes: &[u8]) {
+    if tracing::enabled!(target: SIP_TRACE, tracing::Level::TRACE) {
+        let text = String::from_utf8_lossy(bytes);
+        tracing::trace!(
+            target: SIP_TRACE,
+            direction,
+            transport = %peer.transport,
+            remote = %peer.remote,
+            message = %crate::logging::Redacted(&text),
+        );
+    }
+}
+
 /// Token of the waker; listeners follow it; connections start at [`CONN_TOKEN_BASE`].
 const WAKER: Token = Token(0);
 const CONN_TOKEN_BASE: usize = 1 << 20;
@@ -440,6 +458,7 @@ impl Driver {
                         local: listener.addr,
                         conn: None,
                     };
+                    trace_message("in", &peer, &data);
                     self.endpoint.handle_datagram(now, peer, data);
                     self.drain_endpoint(now);
                 }
@@ -566,6 +585,7 @@ impl Driver {
             if self.conns.get(&id).is_none_or(|c| c.is_closing()) {
                 break;
             }
+            trace_message("in", &peer, &message);
             self.endpoint.handle_stream_message(now, peer, message);
             self.drain_endpoint(now);
         }
@@ -739,6 +759,15 @@ impl Driver {
             let mut progressed = false;
             while let Some(transmit) = self.endpoint.poll_transmit() {
                 progressed = true;
+                if tracing::enabled!(target: SIP_TRACE, tracing::Level::TRACE) {
+                    let to = Peer {
+                        transport: transmit.transport,
+                        remote: transmit.destination,
+                        local: transmit.local,
+                        conn: transmit.conn,
+                    };
+                    trace_message("out", &to, &transmit.payload);
+                }
                 self.send_transmit(now, transmit);
             }
             while let Some(event) = self.endpoint.poll_event() {

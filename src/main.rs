@@ -179,7 +179,7 @@ fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     handle
         .reload(
             config.endpoint_config(bound.clone()),
-            None,
+            tls_server_config(&config),
             driver_limits(&config),
         )
         .context("configuring the SIP driver")?;

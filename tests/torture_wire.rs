@@ -50,7 +50,8 @@ use Expect::{Final, Silence};
 /// RFC 4475 (tests/data/rfc4475/*.dat) and RFC 5118 wire form (tests/data/rfc5118/wire/*.dat).
 const TABLE: &[(&str, Expect)] = &[
     // RFC 4475 §3.1.1: valid messages. Requests for users get 480 (no registrar yet).
-    ("rfc4475/wsinv.dat", Final(480)),
+    // A To tag makes it a re-INVITE; no dialog exists, so 481 (RFC 3261 §12.2.2).
+    ("rfc4475/wsinv.dat", Final(481)),
     ("rfc4475/intmeth.dat", Final(501)),
     ("rfc4475/esc01.dat", Final(480)),
     ("rfc4475/escnull.dat", Final(480)),
@@ -106,10 +107,11 @@ const TABLE: &[(&str, Expect)] = &[
     ("rfc5118/wire/ipv6-bad.dat", Final(400)),
     ("rfc5118/wire/port-ambiguous.dat", Final(480)),
     ("rfc5118/wire/port-unambiguous.dat", Final(480)),
-    ("rfc5118/wire/via-received-param-with-delim.dat", Final(480)),
+    // Out-of-dialog BYEs: 481 (RFC 3261 §15.1.2).
+    ("rfc5118/wire/via-received-param-with-delim.dat", Final(481)),
     ("rfc5118/wire/via-received-param-no-delim.dat", Final(480)),
     ("rfc5118/wire/ipv6-in-sdp.dat", Final(480)),
-    ("rfc5118/wire/mult-ip-in-header.dat", Final(480)),
+    ("rfc5118/wire/mult-ip-in-header.dat", Final(481)),
     ("rfc5118/wire/mult-ip-in-sdp.dat", Final(480)),
     ("rfc5118/wire/ipv4-mapped-ipv6.dat", Final(480)),
     ("rfc5118/wire/ipv6-bug-abnf-3-colons.dat", Final(480)),

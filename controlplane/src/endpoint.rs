@@ -210,6 +210,10 @@ impl Endpoint {
             return;
         };
         let reply_to = Peer { remote, ..peer };
+        let mut msg = msg;
+        if let Some(via) = &via {
+            stamp_received(&mut msg, via, peer.remote);
+        }
         // Retransmissions are absorbed before any work is done on them. A request whose
         // transaction key cannot be read (no CSeq, broken Via) is answered statelessly.
         let (tx, msg) = match self.transactions.handle_request(now, reply_to, msg.clone()) {
@@ -444,6 +448,67 @@ impl Endpoint {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         format!("{:016x}", z ^ (z >> 31))
     }
+}
+
+/// RFC 3261 §18.2.1 and RFC 3581 §4: note where the request really came from in its top
+/// Via, so responses (which copy the Via) tell the sender what voxgate saw: `received` when
+/// the sent-by host is not the source address, and the source port in an empty `rport`.
+fn stamp_received(msg: &mut Message, via: &Via, source: SocketAddr) {
+    let wants_rport = matches!(via.rport(), Some(None));
+    let host_differs = via.host.ip() != Some(source.ip());
+    if !wants_rport && !host_differs {
+        return;
+    }
+    let mut value = format!(
+        "SIP/2.0/{} {}",
+        String::from_utf8_lossy(&via.transport),
+        via.host
+    );
+    if let Some(port) = via.port {
+        value.push_str(&format!(":{port}"));
+    }
+    for p in via.params.iter() {
+        let name = String::from_utf8_lossy(&p.name);
+        if name.eq_ignore_ascii_case("received") {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("rport") {
+            value.push_str(&format!(";rport={}", source.port()));
+            continue;
+        }
+        value.push(';');
+        value.push_str(&name);
+        if let Some(v) = &p.value {
+            value.push('=');
+            value.push_str(&String::from_utf8_lossy(v));
+        }
+    }
+    let received = match source.ip() {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or_else(|| v6.to_string(), |v4| v4.to_string()),
+        IpAddr::V4(v4) => v4.to_string(),
+    };
+    value.push_str(&format!(";received={received}"));
+    replace_top_via(msg, Bytes::from(value));
+}
+
+/// Replace the first Via value, keeping any others that share its header field.
+fn replace_top_via(msg: &mut Message, top: Bytes) {
+    let Some(header) = msg
+        .headers_mut()
+        .iter_mut()
+        .find(|h| h.name == HeaderName::Via)
+    else {
+        return;
+    };
+    let values = crate::sip::split_list(&header.value);
+    let mut joined = top.to_vec();
+    for rest in values.iter().skip(1) {
+        joined.extend_from_slice(b", ");
+        joined.extend_from_slice(rest);
+    }
+    header.value = Bytes::from(joined);
 }
 
 /// The status code of a serialised response (`SIP/2.0 NNN ...`), without parsing it.

@@ -214,3 +214,35 @@ fn counters_follow_the_traffic() {
     assert_eq!(stats.dropped_for(DropReason::KeepAlive), 1);
     assert_eq!(stats.dropped_for(DropReason::StrayResponse), 1);
 }
+
+#[test]
+fn sig05_responses_carry_received_and_rport() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    let req = request("OPTIONS", "sip:127.0.0.1:5060", "z9hG4bKnat", "")
+        .iter()
+        .copied()
+        .collect::<Vec<u8>>();
+    let req = String::from_utf8(req).unwrap().replace(
+        "UDP 127.0.0.1:40000;branch",
+        "UDP 192.0.2.1:5060;rport;branch",
+    );
+    ep.handle_datagram(now, peer(), Bytes::from(req));
+    let t = ep.poll_transmit().expect("an answer");
+    assert_eq!(
+        t.destination,
+        peer().remote,
+        "rport: back to the source port"
+    );
+    let r = Message::parse_datagram(t.payload, &MessageLimits::default()).unwrap();
+    let via = r.top_via().unwrap();
+    assert_eq!(
+        via.params.get("rport").flatten().map(|v| &v[..]),
+        Some(&b"40000"[..])
+    );
+    assert_eq!(
+        via.params.get("received").flatten().map(|v| &v[..]),
+        Some(&b"127.0.0.1"[..])
+    );
+    assert_eq!(via.branch().map(|b| &b[..]), Some(&b"z9hG4bKnat"[..]));
+}

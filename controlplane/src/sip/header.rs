@@ -53,7 +53,7 @@ pub struct BadValue;
 type R<T> = Result<T, BadValue>;
 
 /// Split a header value at commas that are outside quotes and `<>` (RFC 3261 §7.3.1).
-pub(crate) fn split_commas(value: &Bytes) -> Vec<Bytes> {
+pub fn split_commas(value: &Bytes) -> Vec<Bytes> {
     let mut out = Vec::new();
     let (mut start, mut quoted, mut angle, mut i) = (0usize, false, false, 0usize);
     while i < value.len() {

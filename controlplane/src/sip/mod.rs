@@ -19,6 +19,7 @@ mod scan;
 mod uri;
 
 pub use builder::{reason_phrase, ResponseBuilder};
+pub use header::split_commas as split_list;
 pub use header::{AuthParams, CSeq, ContactValue, ContentType, NameAddr, Param, Params, Via};
 pub use message::{Header, HeaderError, Message, RequestLine, StartLine, StatusLine};
 pub use method::Method;

@@ -17,9 +17,12 @@
 //! [`endpoint::Endpoint::poll_timeout`] (or the next input) and call
 //! [`endpoint::Endpoint::handle_timeout`].
 
+pub mod auth;
 pub mod config;
 pub mod endpoint;
 pub mod error;
+pub mod registrar;
+pub mod security;
 pub mod sip;
 pub mod stats;
 pub mod transaction;

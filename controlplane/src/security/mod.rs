@@ -4,6 +4,10 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
+mod lists;
+
+pub use lists::{source_key, IpNet, IpNetError, IpSet};
+
 /// Why a source was banned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -4,7 +4,8 @@
 # loopback. For each server it reports the requests answered with 200, the failures, and the
 # server's CPU time per answered request, read from /proc:
 #   - utime+stime of every server process (/proc/PID/stat fields 14 and 15, clock ticks);
-#   - on-CPU time of every thread (/proc/PID/task/TID/schedstat, nanoseconds), the precise one.
+#   - on-CPU time of every thread (/proc/PID/task/TID/schedstat, nanoseconds), the precise one;
+# and the datagrams the kernel dropped on the server's socket (receive queue full).
 # Kamailio runs with children=1 (one UDP worker, comparable to voxgate's one control thread);
 # its main, timer and other helper processes are counted too, as are all of voxgate's threads.
 #
@@ -94,6 +95,14 @@ wait_udp_bound() {
         sleep 0.1
     done
     return 1
+}
+
+# Datagrams the kernel dropped on 127.0.0.1:$1/udp because its receive queue was full (the
+# last column of /proc/net/udp).
+udp_drops() {
+    local hex
+    hex=$(printf '0100007F:%04X' "$1")
+    awk -v a="$hex" '$2 == a { d = $NF } END { print d + 0 }' /proc/net/udp
 }
 
 # PIDs of $1 and all its descendants.
@@ -237,11 +246,11 @@ results=()
 status=0
 
 bench_one() {
-    local name=$1 port pids t0 t1 ticks0 ticks1 ns0 ns1 answered failed warm
+    local name=$1 port pids t0 t1 ticks0 ticks1 ns0 ns1 answered failed warm drops0 drops1
     port=$(free_udp_port)
     log "$name: starting on udp 127.0.0.1:$port"
     if ! "start_$name" "$port"; then
-        results+=("$name|not started|-|-|-|-|-")
+        results+=("$name|not started|-|-|-|-|-|-")
         status=1
         return
     fi
@@ -252,17 +261,19 @@ bench_one() {
     mapfile -t pids < <(tree "$server_pid")
     ticks0=$(cpu_ticks "${pids[@]}")
     ns0=$(cpu_ns "${pids[@]}")
+    drops0=$(udp_drops "$port")
     t0=$(date +%s.%N)
     read -r answered failed < <(run_sipp "$name" "$port" "$requests")
     t1=$(date +%s.%N)
     mapfile -t pids < <(tree "$server_pid")
     ticks1=$(cpu_ticks "${pids[@]}")
     ns1=$(cpu_ns "${pids[@]}")
+    drops1=$(udp_drops "$port")
     stop_server
 
     local procs=${#pids[@]}
     if [ "$answered" -le 0 ]; then
-        results+=("$name|$answered|$failed|-|-|-|$procs")
+        results+=("$name|$answered|$failed|$((drops1 - drops0))|-|-|-|$procs")
         status=1
         log "$name: no request answered; SIPp said:"
         tail -n 20 "$tmp/$name.sipp.log" >&2
@@ -270,9 +281,10 @@ bench_one() {
     fi
     [ "$failed" -eq 0 ] || status=1
     results+=("$(awk -v n="$name" -v a="$answered" -v f="$failed" -v t0="$t0" -v t1="$t1" \
+        -v d="$((drops1 - drops0))" \
         -v k="$((ticks1 - ticks0))" -v hz="$clk_tck" -v ns="$((ns1 - ns0))" -v p="$procs" '
         BEGIN {
-            printf "%s|%d|%d|%.0f|%.2f|%.2f|%d", n, a, f, a / (t1 - t0),
+            printf "%s|%d|%d|%d|%.0f|%.2f|%.2f|%d", n, a, f, d, a / (t1 - t0),
                 k * 1e6 / hz / a, ns / 1e3 / a, p
         }')")
 }
@@ -287,18 +299,19 @@ done
 
 echo
 echo "OPTIONS over UDP, $requests requests per server at $rate/s (SIPp $(sipp -v 2>&1 | grep -o 'v[0-9][0-9.]*' | head -n1), $(nproc) CPUs)"
-printf '%-9s %9s %7s %9s %16s %16s %6s\n' server answered failed "answer/s" "CPU µs/req(tick)" "CPU µs/req(sched)" procs
+printf '%-9s %9s %7s %9s %9s %17s %18s %6s\n' server answered failed "rx drops" "answer/s" \
+    "CPU µs/req(tick)" "CPU µs/req(sched)" procs
 for r in "${results[@]}"; do
-    IFS='|' read -r n a f ps tk sc p <<< "$r"
-    printf '%-9s %9s %7s %9s %16s %16s %6s\n' "$n" "$a" "$f" "$ps" "$tk" "$sc" "$p"
+    IFS='|' read -r n a f d ps tk sc p <<< "$r"
+    printf '%-9s %9s %7s %9s %9s %17s %18s %6s\n' "$n" "$a" "$f" "$d" "$ps" "$tk" "$sc" "$p"
 done
 if [ "$markdown" -eq 1 ]; then
     echo
-    echo "| server | answered | failed | answered/s | CPU µs/request (utime+stime) | CPU µs/request (schedstat) | processes |"
-    echo "|---|---:|---:|---:|---:|---:|---:|"
+    echo "| server | answered | failed | socket drops | answered/s | CPU µs/request (utime+stime) | CPU µs/request (schedstat) | processes |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     for r in "${results[@]}"; do
-        IFS='|' read -r n a f ps tk sc p <<< "$r"
-        echo "| $n | $a | $f | $ps | $tk | $sc | $p |"
+        IFS='|' read -r n a f d ps tk sc p <<< "$r"
+        echo "| $n | $a | $f | $d | $ps | $tk | $sc | $p |"
     done
 fi
 exit "$status"

@@ -22,9 +22,8 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked || exit 2
 fi
 
-fuzz=(cargo fuzz --fuzz-dir tests/fuzz)
-opts=(-s none --debug-assertions)
-"${fuzz[@]}" build "${opts[@]}" || exit 2
+opts=(--fuzz-dir tests/fuzz -s none --debug-assertions)
+cargo fuzz build "${opts[@]}" || exit 2
 
 failed=()
 for t in "${targets[@]}"; do
@@ -36,7 +35,7 @@ for t in "${targets[@]}"; do
     # The first directory receives new inputs and is git-ignored; the rest are read only.
     mkdir -p "tests/fuzz/corpus/$t"
     echo "run-short: fuzzing $t for ${secs}s" >&2
-    if ! "${fuzz[@]}" run "${opts[@]}" "$t" "tests/fuzz/corpus/$t" "${seeds[@]}" \
+    if ! cargo fuzz run "${opts[@]}" "$t" "tests/fuzz/corpus/$t" "${seeds[@]}" \
         tests/fuzz/regressions -- -max_total_time="$secs" -print_final_stats=1; then
         failed+=("$t")
     fi

@@ -5,7 +5,8 @@
 //! is what libFuzzer and `cargo test` both report as a failure:
 //! - [`datagram`]: `Message::parse_datagram` on any bytes returns, every typed accessor
 //!   returns, a parsed message prints to bytes that parse again and print identically, and the
-//!   [`Endpoint`] takes the datagram without panicking and only ever emits parseable responses.
+//!   [`Endpoint`] takes the bytes (as a datagram, its retransmission, and a framed stream
+//!   message) without panicking and only ever sends messages that parse.
 //! - [`stream`]: `StreamFramer` cuts the same messages out of a stream whatever the read sizes,
 //!   and each message it cuts goes through the same checks as a datagram (framed parsing and
 //!   `Endpoint::handle_stream_message`).
@@ -109,14 +110,26 @@ pub fn datagram(data: &[u8], now: Instant) {
         respond(&msg);
     }
 
+    // Twice over UDP (the second is a retransmission for the transaction layer to absorb),
+    // then once as if a stream framer had cut it from a TCP connection.
     let mut ep = endpoint();
-    let peer = Peer {
+    let udp = Peer {
         transport: Transport::Udp,
         remote: remote(),
         local: local(),
         conn: None,
     };
-    ep.handle_datagram(now, peer, Bytes::copy_from_slice(data));
+    for _ in 0..2 {
+        ep.handle_datagram(now, udp, Bytes::copy_from_slice(data));
+        drain(&mut ep, now);
+    }
+    let tcp = Peer {
+        transport: Transport::Tcp,
+        remote: remote(),
+        local: local(),
+        conn: Some(ConnId(7)),
+    };
+    ep.handle_stream_message(now, tcp, Bytes::copy_from_slice(data));
     drain(&mut ep, now);
 }
 

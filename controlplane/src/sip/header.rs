@@ -74,6 +74,23 @@ pub fn split_commas(value: &Bytes) -> Vec<Bytes> {
     out
 }
 
+/// The first value of a comma-separated header, without splitting the rest.
+pub(crate) fn first_value(value: &Bytes) -> Bytes {
+    let (mut quoted, mut angle, mut i) = (false, false, 0usize);
+    while i < value.len() {
+        match value[i] {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            b'<' if !quoted => angle = true,
+            b'>' if !quoted => angle = false,
+            b',' if !quoted && !angle => return slice_trimmed(value, 0, i),
+            _ => {}
+        }
+        i += 1;
+    }
+    slice_trimmed(value, 0, value.len())
+}
+
 fn slice_trimmed(value: &Bytes, start: usize, end: usize) -> Bytes {
     let end = end.min(value.len());
     value.slice_ref(trim(&value[start..end]))

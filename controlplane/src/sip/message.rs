@@ -212,11 +212,8 @@ impl Message {
         let h = self
             .first(HeaderName::Via)
             .ok_or(HeaderError::Missing(HeaderName::Via))?;
-        let first = split_commas(&h.value)
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        Via::parse(&first).map_err(|_| HeaderError::Malformed(HeaderName::Via))
+        Via::parse(&header::first_value(&h.value))
+            .map_err(|_| HeaderError::Malformed(HeaderName::Via))
     }
 
     pub fn from(&self) -> Result<NameAddr, HeaderError> {

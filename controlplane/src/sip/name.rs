@@ -65,47 +65,53 @@ impl HeaderName {
                 _ => HeaderName::Other,
             };
         }
-        const TABLE: &[(&str, HeaderName)] = &[
-            ("accept", HeaderName::Accept),
-            ("allow", HeaderName::Allow),
-            ("allow-events", HeaderName::AllowEvents),
-            ("authorization", HeaderName::Authorization),
-            ("call-id", HeaderName::CallId),
-            ("contact", HeaderName::Contact),
-            ("content-encoding", HeaderName::ContentEncoding),
-            ("content-length", HeaderName::ContentLength),
-            ("content-type", HeaderName::ContentType),
-            ("cseq", HeaderName::CSeq),
-            ("date", HeaderName::Date),
-            ("event", HeaderName::Event),
-            ("expires", HeaderName::Expires),
-            ("from", HeaderName::From),
-            ("max-forwards", HeaderName::MaxForwards),
-            ("min-expires", HeaderName::MinExpires),
-            ("proxy-authenticate", HeaderName::ProxyAuthenticate),
-            ("proxy-authorization", HeaderName::ProxyAuthorization),
-            ("proxy-require", HeaderName::ProxyRequire),
-            ("record-route", HeaderName::RecordRoute),
-            ("refer-to", HeaderName::ReferTo),
-            ("referred-by", HeaderName::ReferredBy),
-            ("require", HeaderName::Require),
-            ("retry-after", HeaderName::RetryAfter),
-            ("route", HeaderName::Route),
-            ("server", HeaderName::Server),
-            ("session-expires", HeaderName::SessionExpires),
-            ("subject", HeaderName::Subject),
-            ("supported", HeaderName::Supported),
-            ("to", HeaderName::To),
-            ("unsupported", HeaderName::Unsupported),
-            ("user-agent", HeaderName::UserAgent),
-            ("via", HeaderName::Via),
-            ("warning", HeaderName::Warning),
-            ("www-authenticate", HeaderName::WwwAuthenticate),
-        ];
-        TABLE
-            .iter()
-            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
-            .map_or(HeaderName::Other, |(_, h)| *h)
+        // Lower-case into a stack buffer once, then one `match` on the bytes: the compiler
+        // dispatches on length first, so most names cost one or two comparisons.
+        let mut buf = [0u8; 24];
+        let Some(lower) = buf.get_mut(..name.len()) else {
+            return HeaderName::Other;
+        };
+        for (d, s) in lower.iter_mut().zip(name) {
+            *d = s.to_ascii_lowercase();
+        }
+        match &*lower {
+            b"accept" => HeaderName::Accept,
+            b"allow" => HeaderName::Allow,
+            b"allow-events" => HeaderName::AllowEvents,
+            b"authorization" => HeaderName::Authorization,
+            b"call-id" => HeaderName::CallId,
+            b"contact" => HeaderName::Contact,
+            b"content-encoding" => HeaderName::ContentEncoding,
+            b"content-length" => HeaderName::ContentLength,
+            b"content-type" => HeaderName::ContentType,
+            b"cseq" => HeaderName::CSeq,
+            b"date" => HeaderName::Date,
+            b"event" => HeaderName::Event,
+            b"expires" => HeaderName::Expires,
+            b"from" => HeaderName::From,
+            b"max-forwards" => HeaderName::MaxForwards,
+            b"min-expires" => HeaderName::MinExpires,
+            b"proxy-authenticate" => HeaderName::ProxyAuthenticate,
+            b"proxy-authorization" => HeaderName::ProxyAuthorization,
+            b"proxy-require" => HeaderName::ProxyRequire,
+            b"record-route" => HeaderName::RecordRoute,
+            b"refer-to" => HeaderName::ReferTo,
+            b"referred-by" => HeaderName::ReferredBy,
+            b"require" => HeaderName::Require,
+            b"retry-after" => HeaderName::RetryAfter,
+            b"route" => HeaderName::Route,
+            b"server" => HeaderName::Server,
+            b"session-expires" => HeaderName::SessionExpires,
+            b"subject" => HeaderName::Subject,
+            b"supported" => HeaderName::Supported,
+            b"to" => HeaderName::To,
+            b"unsupported" => HeaderName::Unsupported,
+            b"user-agent" => HeaderName::UserAgent,
+            b"via" => HeaderName::Via,
+            b"warning" => HeaderName::Warning,
+            b"www-authenticate" => HeaderName::WwwAuthenticate,
+            _ => HeaderName::Other,
+        }
     }
 
     /// The canonical full name, as voxgate prints it.

@@ -38,7 +38,7 @@ pub enum Host {
 
 impl Host {
     /// Parse a host as it appears in a URI or Via sent-by (IPv6 in brackets).
-    pub fn parse(raw: &[u8]) -> Result<Host, UriError> {
+    pub fn parse(raw: &Bytes) -> Result<Host, UriError> {
         if let Some(inner) = raw.strip_prefix(b"[") {
             let inner = inner.strip_suffix(b"]").ok_or(UriError::Host)?;
             return parse_ipv6(inner).map(|a| Host::Ip(IpAddr::V6(a)));
@@ -48,7 +48,7 @@ impl Host {
 
     /// A host where IPv6 may come without brackets (the Via `received` parameter,
     /// RFC 5118 §4.5).
-    pub fn parse_lenient(raw: &[u8]) -> Result<Host, UriError> {
+    pub fn parse_lenient(raw: &Bytes) -> Result<Host, UriError> {
         if raw.starts_with(b"[") {
             return Self::parse(raw);
         }
@@ -58,15 +58,19 @@ impl Host {
         Self::parse_unbracketed(raw)
     }
 
-    fn parse_unbracketed(raw: &[u8]) -> Result<Host, UriError> {
+    fn parse_unbracketed(raw: &Bytes) -> Result<Host, UriError> {
         if raw.is_empty() {
             return Err(UriError::Host);
         }
-        if let Some(v4) = std::str::from_utf8(raw)
-            .ok()
-            .and_then(|s| s.parse::<Ipv4Addr>().ok())
-        {
-            return Ok(Host::Ip(IpAddr::V4(v4)));
+        // Only a host that starts with a digit can be an IPv4 address (a domain label may
+        // too, so a failed parse falls through).
+        if raw[0].is_ascii_digit() {
+            let v4 = std::str::from_utf8(raw)
+                .ok()
+                .and_then(|s| s.parse::<Ipv4Addr>().ok());
+            if let Some(v4) = v4 {
+                return Ok(Host::Ip(IpAddr::V4(v4)));
+            }
         }
         let ok = raw
             .iter()
@@ -74,7 +78,7 @@ impl Host {
             && raw[0] != b'.'
             && raw[0] != b'-';
         if ok {
-            Ok(Host::Domain(Bytes::copy_from_slice(raw)))
+            Ok(Host::Domain(raw.clone()))
         } else {
             Err(UriError::Host)
         }
@@ -251,7 +255,7 @@ fn parse_sip(rest: Bytes, secure: bool) -> Result<SipUri, UriError> {
             None => (hostport, None),
         }
     };
-    let host = Host::parse(host_raw)?;
+    let host = Host::parse(&hostpart.slice_ref(host_raw))?;
     let port = port_raw.map(parse_port).transpose()?;
     let tail = hostpart.slice(end..);
     let (params_raw, headers) = match memchr::memchr(b'?', &tail) {

@@ -16,9 +16,18 @@ pub fn bind(addr: SocketAddr) -> io::Result<mio::net::UdpSocket> {
         socket.set_only_v6(true)?;
     }
     socket.set_nonblocking(true)?;
+    // The default receive queue (about 200 KiB) overflows during bursts of a few thousand
+    // requests per second, and the kernel drops what does not fit (bench/RESULTS.md §2).
+    // Ask for more; the kernel caps it at net.core.rmem_max, which is fine.
+    if let Err(e) = socket.set_recv_buffer_size(RECV_QUEUE_BYTES) {
+        tracing::warn!(error = %e, %addr, "could not enlarge the UDP receive buffer");
+    }
     socket.bind(&addr.into())?;
     Ok(mio::net::UdpSocket::from_std(socket.into()))
 }
+
+/// Kernel receive queue asked for on UDP listeners (SO_RCVBUF); Kamailio uses about 512 KiB.
+const RECV_QUEUE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Size of the receive buffer: one octet more than the largest accepted message (and never
 /// less than the largest UDP payload), so a datagram that does not fit shows up as longer

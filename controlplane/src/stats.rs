@@ -2,6 +2,7 @@
 //! [`EndpointStats`] snapshot (a clone) after each batch and exports it; only `src/` knows
 //! Prometheus.
 
+use crate::auth::AuthFailure;
 use crate::sip::{Method, Transport};
 
 /// Why a message was dropped without an answer.
@@ -24,10 +25,20 @@ pub enum DropReason {
     KeepAlive,
     /// A response could not be routed (no usable Via).
     Unroutable,
+    /// The source is on the block list (SEC-04).
+    Blocked,
+    /// The source is banned (SEC-03, SEC-13).
+    Banned,
+    /// The source just went over the flood limit (SEC-13).
+    Flood,
+    /// The User-Agent is a known scanner (SEC-13).
+    Scanner,
+    /// The source sent new transactions faster than its token bucket allows.
+    RateLimited,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::Malformed,
         DropReason::TooLarge,
         DropReason::StrayResponse,
@@ -36,6 +47,11 @@ impl DropReason {
         DropReason::StreamFraming,
         DropReason::KeepAlive,
         DropReason::Unroutable,
+        DropReason::Blocked,
+        DropReason::Banned,
+        DropReason::Flood,
+        DropReason::Scanner,
+        DropReason::RateLimited,
     ];
 
     /// The Prometheus label value.
@@ -49,6 +65,11 @@ impl DropReason {
             DropReason::StreamFraming => "stream_framing",
             DropReason::KeepAlive => "keepalive",
             DropReason::Unroutable => "unroutable",
+            DropReason::Blocked => "blocked",
+            DropReason::Banned => "banned",
+            DropReason::Flood => "flood",
+            DropReason::Scanner => "scanner",
+            DropReason::RateLimited => "rate_limited",
         }
     }
 
@@ -67,6 +88,16 @@ pub struct EndpointStats {
     dropped: [u64; DropReason::ALL.len()],
     /// Transactions alive now.
     pub transactions_active: u64,
+    /// Contact bindings held by the registrar now.
+    pub registrations_active: u64,
+    /// Extensions with at least one binding now.
+    pub aors_registered: u64,
+    /// Sources banned now.
+    pub bans_active: u64,
+    /// New requests answered 503 because of overload (SEC-15).
+    pub overload_rejections: u64,
+    /// Failed digest authentications, by [`AuthFailure::ALL`] order.
+    auth_failures: [u64; AuthFailure::ALL.len()],
 }
 
 impl Default for EndpointStats {
@@ -76,6 +107,11 @@ impl Default for EndpointStats {
             responses: Box::new([0; 600]),
             dropped: [0; DropReason::ALL.len()],
             transactions_active: 0,
+            registrations_active: 0,
+            aors_registered: 0,
+            bans_active: 0,
+            overload_rejections: 0,
+            auth_failures: [0; AuthFailure::ALL.len()],
         }
     }
 }
@@ -123,5 +159,19 @@ impl EndpointStats {
 
     pub fn dropped_for(&self, reason: DropReason) -> u64 {
         self.dropped[reason.index()]
+    }
+
+    pub fn count_auth_failure(&mut self, failure: AuthFailure) {
+        if let Some(i) = AuthFailure::ALL.iter().position(|f| *f == failure) {
+            self.auth_failures[i] += 1;
+        }
+    }
+
+    /// `(reason label, count)` for every failure reason, zero included.
+    pub fn auth_failures(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        AuthFailure::ALL
+            .iter()
+            .zip(self.auth_failures.iter())
+            .map(|(f, n)| (f.as_str(), *n))
     }
 }

@@ -6,6 +6,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::auth::{Credential, DigestConfig};
+use crate::registrar::RegistrarConfig;
+use crate::security::{IpNet, SecurityConfig};
 use crate::sip::Transport;
 
 /// RFC 3261 §17 timer base values.
@@ -69,7 +72,7 @@ pub struct LocalListener {
 }
 
 /// Everything the [`crate::Endpoint`] needs to know about its configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EndpointConfig {
     /// `sip.domain`: the system identity (SIG-22).
     pub domain: String,
@@ -86,6 +89,29 @@ pub struct EndpointConfig {
     pub force_rport: bool,
     /// `Server` / `User-Agent` value.
     pub user_agent: String,
+    /// Digest authentication: realm, algorithms, nonce lifetime (SIG-01).
+    pub auth: DigestConfig,
+    /// Key of the stateless nonces' MAC. The binary keeps it in its store so nonces stay
+    /// valid across a restart.
+    pub auth_secret: [u8; 32],
+    /// Registration limits and keep-alives (SIG-01, SIG-03, SIG-14).
+    pub registrar: RegistrarConfig,
+    /// Edge security: lists, bans, flood and rate limits, overload (SEC-03 … SEC-17).
+    pub security: SecurityConfig,
+    /// The extensions that may register and place calls.
+    pub users: Vec<User>,
+}
+
+/// An extension's credentials, as the endpoint authenticates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The extension number: the AOR's user part.
+    pub number: String,
+    /// The digest username (SIG-01: separate from the number; defaults to it).
+    pub auth_id: String,
+    pub credential: Credential,
+    /// Where the extension may register from (SIG-15); empty means anywhere.
+    pub networks: Vec<IpNet>,
 }
 
 impl Default for EndpointConfig {
@@ -99,6 +125,11 @@ impl Default for EndpointConfig {
             max_forwards: 70,
             force_rport: true,
             user_agent: concat!("voxgate/", env!("CARGO_PKG_VERSION")).into(),
+            auth: DigestConfig::default(),
+            auth_secret: [0; 32],
+            registrar: RegistrarConfig::default(),
+            security: SecurityConfig::default(),
+            users: Vec::new(),
         }
     }
 }

@@ -8,10 +8,13 @@ use std::io;
 use std::ops::Range;
 use std::time::Duration;
 
+use voxgate_controlplane::security::IpNetError;
+
 use crate::config::value::{
-    CidrError, DomainError, DurationError, ListenError, NumberError, PasswordError, PortRangeError,
+    AuthIdError, DomainError, DurationError, DurationRangeError, Ha1Error, ListenError,
+    NumberError, PasswordError, PortRangeError, RatioError, TextError,
 };
-use crate::config::Listen;
+use crate::config::{IpNet, Listen};
 use crate::tls::TlsError;
 
 /// A config file that cannot be used. `Display` is `file:line:col: message`
@@ -148,11 +151,51 @@ pub enum ConfigErrorKind {
         #[source]
         source: PortRangeError,
     },
-    #[error("`security.allow`: {value:?}: {source}")]
+    #[error("`{key}`: {value:?}: {source}")]
     Cidr {
+        key: &'static str,
         value: String,
         #[source]
-        source: CidrError,
+        source: IpNetError,
+    },
+    #[error("`security.block`: {network} is also in `security.allow`")]
+    AllowedAndBlocked { network: IpNet },
+    #[error("`{key}`: {value} is listed twice")]
+    Duplicate { key: &'static str, value: String },
+    #[error("`{key}` must not be empty{why}")]
+    EmptyList {
+        key: &'static str,
+        /// Why, with a leading separator ("" when obvious).
+        why: &'static str,
+    },
+    #[error("`{key}`: {value:?} {source}")]
+    QuotedText {
+        key: &'static str,
+        value: String,
+        #[source]
+        source: TextError,
+    },
+    #[error("`{key}` must be whole seconds (SIP counts in seconds), not {}", fmt_duration(*value))]
+    NotWholeSeconds { key: &'static str, value: Duration },
+    #[error("`{key}` ({}) must not be larger than `{limit_key}` ({})", fmt_duration(*value), fmt_duration(*limit))]
+    DurationAboveOther {
+        key: &'static str,
+        value: Duration,
+        limit_key: &'static str,
+        limit: Duration,
+    },
+    #[error("`{key}`: {source}")]
+    Ratio {
+        key: &'static str,
+        #[source]
+        source: RatioError,
+    },
+    #[error("`{key}`: {value:?}: {source}")]
+    DurationRange {
+        key: &'static str,
+        value: String,
+        #[source]
+        source: DurationRangeError,
     },
     #[error("`store.redis`: {value:?} is not a redis://HOST[:PORT][/DB] or rediss:// URL")]
     RedisUrl { value: String },
@@ -174,6 +217,32 @@ pub enum ConfigErrorKind {
     },
     #[error("extension {number}: `name` must not contain control characters")]
     ExtensionName { number: String },
+    #[error("extension {number}: `auth_id` {value:?}: {source}")]
+    AuthId {
+        number: String,
+        value: String,
+        #[source]
+        source: AuthIdError,
+    },
+    #[error("extension {number}: auth ID {auth_id:?} is already used by extension {first_number} (line {first_line})")]
+    DuplicateAuthId {
+        number: String,
+        auth_id: String,
+        first_number: String,
+        first_line: usize,
+    },
+    #[error("extension {number}: set exactly one of `password` and `ha1`{}", if *both { ", not both" } else { "" })]
+    ExtensionCredential { number: String, both: bool },
+    #[error("extension {number}: `ha1` {source}")]
+    Ha1 {
+        number: String,
+        #[source]
+        source: Ha1Error,
+    },
+    #[error(
+        "extension {number}: `ha1` is an MD5 digest, so `auth.algorithms` must include \"MD5\""
+    )]
+    Ha1NeedsMd5 { number: String },
 }
 
 /// Formats a duration in the config's own units (`500ms`, `4s`, `10m`, `1h`).

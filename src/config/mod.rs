@@ -3,9 +3,9 @@
 //!
 //! Owns: the file's keys and their defaults (documented in `configs/reference.toml`), the
 //! rejection of unknown keys, validation of every value and of the relations between them
-//! (ranges, listeners and ports, certificates, extension numbers and passwords), errors as
-//! `file:line:col: message`, the embedded demo configuration, and the translation into the
-//! control plane's [`EndpointConfig`].
+//! (ranges, listeners and ports, certificates, extension numbers, auth IDs and passwords),
+//! errors as `file:line:col: message`, the embedded demo configuration, and the
+//! translation into the control plane's [`EndpointConfig`].
 //! Does not own: reloading and swapping (the binary's `main`/admin code holds the
 //! `ArcSwap<Config>` and calls [`load_file`] again), binding sockets (the driver), or
 //! protocol defaults (they live with the control plane's types and are reused here).
@@ -38,7 +38,9 @@ use voxgate_controlplane::EndpointConfig;
 
 pub use crate::tls::TlsMinVersion;
 pub use error::ConfigError;
-pub use value::{Cidr, Listen, Secret};
+pub use value::{Listen, Ratio, Secret};
+pub use voxgate_controlplane::auth::Algorithm as DigestAlgorithm;
+pub use voxgate_controlplane::security::IpNet;
 
 /// The embedded demo configuration (loopback only), used when voxgate runs without
 /// `--config`.
@@ -53,6 +55,9 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[ng]`: the rtpengine-compatible control listener, off unless the section is present.
     pub ng: Option<NgConfig>,
+    pub registrar: RegistrarConfig,
+    pub auth: AuthConfig,
+    pub nat: NatConfig,
     pub security: SecurityConfig,
     pub limits: LimitsConfig,
     pub tls: TlsConfig,
@@ -189,18 +194,200 @@ impl Default for NgConfig {
     }
 }
 
-/// `[security]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SecurityConfig {
-    /// `security.allow`: trusted sources, exempt from flood limits and bans (SEC-04).
-    pub allow: Vec<Cidr>,
+/// `[registrar]` (SIG-01, SIG-03). SIP counts expiry in whole seconds, and so do these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrarConfig {
+    /// `registrar.default_expires`: granted when a REGISTER asks for none. Default 600 s.
+    pub default_expires: Duration,
+    /// `registrar.min_expires`: shorter requests get 423 with `Min-Expires`. Default 60 s.
+    pub min_expires: Duration,
+    /// `registrar.max_expires`: longer requests are granted this. Default 3600 s.
+    pub max_expires: Duration,
+    /// `registrar.max_contacts`: contacts per extension; at the cap a new binding replaces
+    /// the oldest. Default 10.
+    pub max_contacts: NonZeroU32,
 }
 
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        Self {
+            default_expires: Duration::from_secs(600),
+            min_expires: Duration::from_secs(60),
+            max_expires: Duration::from_secs(3600),
+            max_contacts: NonZeroU32::new(10).expect("10 is not zero"),
+        }
+    }
+}
+
+/// `[auth]`: digest authentication (SIG-01, SEC-09, SEC-14).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// `auth.algorithms`: offered in this order, one challenge each; not empty, no
+    /// duplicates. Default MD5 then SHA-256: many clients read only the first challenge.
+    pub algorithms: Vec<DigestAlgorithm>,
+    /// `auth.nonce_ttl`: a nonce older than this is answered with `stale=true`. 300 s.
+    pub nonce_ttl: Duration,
+    /// `auth.realm`: the digest realm. Default: `sip.domain`.
+    pub realm: String,
+    /// `auth.min_password_length`: shortest SIP password check-config accepts; can only be
+    /// raised above the SEC-09 minimum of 12.
+    pub min_password_length: usize,
+}
+
+impl AuthConfig {
+    /// The defaults, with `realm` = `domain`.
+    pub fn with_realm(realm: String) -> Self {
+        Self {
+            algorithms: vec![DigestAlgorithm::Md5, DigestAlgorithm::Sha256],
+            nonce_ttl: Duration::from_secs(300),
+            realm,
+            min_password_length: value::MIN_PASSWORD_CHARS,
+        }
+    }
+}
+
+/// `[nat]` (SIG-14).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatConfig {
+    /// `nat.keepalive_interval`: OPTIONS to UDP contacts behind NAT (and the CRLF ping
+    /// expectation on TCP/TLS flows) this often. Default 30 s.
+    pub keepalive_interval: Duration,
+}
+
+impl Default for NatConfig {
+    fn default() -> Self {
+        Self {
+            keepalive_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[security]` (SEC-03, SEC-04, SEC-13, issue 3 rate limits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityConfig {
+    /// `security.allow`: trusted sources, exempt from flood limits, rate limits and bans
+    /// (SEC-04).
+    pub allow: Vec<IpNet>,
+    /// `security.block`: sources whose packets are always dropped (SEC-04).
+    pub block: Vec<IpNet>,
+    /// `security.scanner_user_agents`: requests whose User-Agent contains one of these
+    /// (ignoring ASCII case) are dropped silently (SEC-13).
+    pub scanner_user_agents: Vec<String>,
+    /// `[security.auth_fail]` (SEC-03).
+    pub auth_fail: AuthFailConfig,
+    /// `[security.flood]` (SEC-13).
+    pub flood: FloodConfig,
+    /// `[security.rate]`: new transactions per source.
+    pub rate: RateConfig,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            allow: Vec::new(),
+            block: Vec::new(),
+            scanner_user_agents: Self::DEFAULT_SCANNER_USER_AGENTS
+                .iter()
+                .map(|ua| (*ua).to_owned())
+                .collect(),
+            auth_fail: AuthFailConfig::default(),
+            flood: FloodConfig::default(),
+            rate: RateConfig::default(),
+        }
+    }
+}
+
+#[allow(
+    dead_code,
+    reason = "binary-side checks; the driver uses the control plane's EdgeSecurity (M3 wiring)"
+)]
 impl SecurityConfig {
+    /// FEATURES SEC-13.
+    pub const DEFAULT_SCANNER_USER_AGENTS: [&'static str; 4] = [
+        "friendly-scanner",
+        "sipvicious",
+        "sipcli",
+        "VaxSIPUserAgent",
+    ];
+
     /// Whether `ip` is a trusted source.
-    #[allow(dead_code, reason = "the allow list is enforced by edge security, M3")]
     pub fn is_allowed(&self, ip: IpAddr) -> bool {
         self.allow.iter().any(|net| net.contains(ip))
+    }
+
+    /// Whether `ip` is on the block list.
+    pub fn is_blocked(&self, ip: IpAddr) -> bool {
+        self.block.iter().any(|net| net.contains(ip))
+    }
+}
+
+/// `[security.auth_fail]`: brute-force lockout (SEC-03).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthFailConfig {
+    /// `per_account`: more failures than this for one account from one IP within
+    /// `window` ban the IP. Default 3.
+    pub per_account: NonZeroU32,
+    /// `per_ip`: more failures than this for any accounts from one IP within `window` ban
+    /// it. Default 10.
+    pub per_ip: NonZeroU32,
+    /// `window`: default 300 s.
+    pub window: Duration,
+    /// `ban`: how long the ban lasts. Default 3600 s.
+    pub ban: Duration,
+}
+
+impl Default for AuthFailConfig {
+    fn default() -> Self {
+        Self {
+            per_account: NonZeroU32::new(3).expect("3 is not zero"),
+            per_ip: NonZeroU32::new(10).expect("10 is not zero"),
+            window: Duration::from_secs(300),
+            ban: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// `[security.flood]`: flood ban (SEC-13).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FloodConfig {
+    /// `requests`: more requests than this from one IP (IPv6: one /64) within `window`
+    /// ban it. Default 30.
+    pub requests: NonZeroU32,
+    /// `window`: default 2 s.
+    pub window: Duration,
+    /// `ban`: default 300 s.
+    pub ban: Duration,
+}
+
+impl Default for FloodConfig {
+    fn default() -> Self {
+        Self {
+            requests: NonZeroU32::new(30).expect("30 is not zero"),
+            window: Duration::from_secs(2),
+            ban: Duration::from_secs(300),
+        }
+    }
+}
+
+/// `[security.rate]`: a token bucket per source on new transactions (issue 3); over the
+/// limit a request is dropped and counted, not banned. The defaults are the control
+/// plane's: 10/s sits below the flood limit (30 in 2 s), so a burst is shed before its
+/// source is banned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateConfig {
+    /// `rate`: tokens added per second. Default 10.
+    pub rate: NonZeroU32,
+    /// `burst`: bucket size, at least `rate`. Default 20.
+    pub burst: NonZeroU32,
+}
+
+impl Default for RateConfig {
+    fn default() -> Self {
+        let d = voxgate_controlplane::security::RateLimitConfig::default();
+        Self {
+            rate: d.rate,
+            burst: d.burst,
+        }
     }
 }
 
@@ -224,6 +411,15 @@ pub struct LimitsConfig {
     /// `limits.partial_message_timeout`: a message must be complete this long after its
     /// first byte, so a slow sender cannot hold a connection. Default 30 s.
     pub partial_message_timeout: Duration,
+    /// `limits.max_cps`: new calls per second; above it new INVITE, REGISTER and SUBSCRIBE
+    /// get 503 (SEC-15). Default 200.
+    pub max_cps: NonZeroU32,
+    /// `limits.queue_high_water`: fill level of the control plane's input queue above
+    /// which new INVITE, REGISTER and SUBSCRIBE get 503 (SEC-15). Default 80 %.
+    pub queue_high_water: Ratio,
+    /// `limits.retry_after`: the 503's `Retry-After` is drawn uniformly from this range,
+    /// in whole seconds (SEC-15). Default 5–15 s.
+    pub retry_after: RangeInclusive<Duration>,
 }
 
 impl Default for LimitsConfig {
@@ -238,6 +434,9 @@ impl Default for LimitsConfig {
             tcp_total: NonZeroU32::new(20_000).expect("20000 is not zero"),
             tcp_idle: Duration::from_secs(600),
             partial_message_timeout: Duration::from_secs(30),
+            max_cps: NonZeroU32::new(200).expect("200 is not zero"),
+            queue_high_water: Ratio::from_permille(800).expect("800 is at most 1000"),
+            retry_after: Duration::from_secs(5)..=Duration::from_secs(15),
         }
     }
 }
@@ -373,15 +572,146 @@ impl fmt::Display for LogFormat {
     }
 }
 
-/// `[[extension]]` (SIG-09, SEC-09).
+/// `[[extension]]` (SIG-01, SIG-09, SIG-15, SEC-09, EXT-01).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtensionConfig {
     /// Digits only; overlaps no service or emergency number.
     pub number: String,
-    /// SIP digest password: at least 12 characters, not the number.
-    pub password: Secret,
+    /// `auth_id`: the digest user name, unique across extensions. Default: the number.
+    pub auth_id: String,
+    /// `password` or `ha1`, exactly one.
+    pub credential: Credential,
     /// Display name.
     pub name: Option<String>,
+    /// `networks`: where this extension may register from (SIG-15). Empty: anywhere.
+    pub networks: Vec<IpNet>,
+}
+
+#[allow(
+    dead_code,
+    reason = "binary-side check; the registrar gets `networks` through `credentials` (M3 wiring)"
+)]
+impl ExtensionConfig {
+    /// Whether a REGISTER for this extension may come from `ip` (SIG-15).
+    pub fn may_register_from(&self, ip: IpAddr) -> bool {
+        self.networks.is_empty() || self.networks.iter().any(|net| net.contains(ip))
+    }
+}
+
+/// An extension's digest secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// `password`: at least `auth.min_password_length` characters, not the number or auth
+    /// ID (SEC-09). Works with every digest algorithm.
+    Password(Secret),
+    /// `ha1`: MD5("auth_id:realm:password") in lower-case hex, so the file holds no
+    /// clear-text password. Valid only for MD5 and only while the realm stays the same.
+    Ha1Md5(Secret),
+}
+
+/// One extension's digest identity in the control plane's terms: what the auth lookup
+/// (auth ID → credential) and the registrar's network check need.
+#[allow(
+    dead_code,
+    reason = "built by `Config::credentials`, wired in the M3 integration"
+)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionCredentials {
+    /// The extension number, the AOR user part the registrar binds.
+    pub number: String,
+    /// The digest user name.
+    pub auth_id: String,
+    pub credential: voxgate_controlplane::auth::Credential,
+    /// Allowed source networks for REGISTER (SIG-15); empty means anywhere.
+    pub networks: Vec<IpNet>,
+}
+
+/// The control plane's views of the M3 sections.
+#[allow(
+    dead_code,
+    reason = "called by main and the driver once the M3 integration wires them"
+)]
+impl Config {
+    /// The digest settings of `[auth]` (realm defaults to `sip.domain`).
+    pub fn digest_config(&self) -> voxgate_controlplane::auth::DigestConfig {
+        voxgate_controlplane::auth::DigestConfig {
+            realm: self.auth.realm.clone(),
+            algorithms: self.auth.algorithms.clone(),
+            nonce_ttl: self.auth.nonce_ttl,
+            ..voxgate_controlplane::auth::DigestConfig::default()
+        }
+    }
+
+    /// The registrar settings of `[registrar]` and `[nat]`.
+    pub fn registrar_config(&self) -> voxgate_controlplane::registrar::RegistrarConfig {
+        voxgate_controlplane::registrar::RegistrarConfig {
+            default_expires: self.registrar.default_expires,
+            min_expires: self.registrar.min_expires,
+            max_expires: self.registrar.max_expires,
+            max_contacts: usize::try_from(self.registrar.max_contacts.get())
+                .expect("max_contacts is at most 100"),
+            keepalive_interval: self.nat.keepalive_interval,
+            ..voxgate_controlplane::registrar::RegistrarConfig::default()
+        }
+    }
+
+    /// The edge-security policy of `[security]` and the overload part of `[limits]`.
+    pub fn security_config(&self) -> voxgate_controlplane::security::SecurityConfig {
+        use voxgate_controlplane::security as cp;
+        let s = &self.security;
+        let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+        let defaults = cp::SecurityConfig::default();
+        cp::SecurityConfig {
+            allow: s.allow.clone(),
+            block: s.block.clone(),
+            auth_fail: cp::AuthFailConfig {
+                per_account: s.auth_fail.per_account.get(),
+                per_ip: s.auth_fail.per_ip.get(),
+                window: s.auth_fail.window,
+                ban: s.auth_fail.ban,
+            },
+            flood: cp::FloodConfig {
+                requests: s.flood.requests.get(),
+                window: s.flood.window,
+                ban: s.flood.ban,
+            },
+            scanner_user_agents: s.scanner_user_agents.clone(),
+            transactions: cp::RateLimitConfig {
+                rate: s.rate.rate,
+                burst: s.rate.burst,
+            },
+            overload: cp::OverloadConfig {
+                max_cps: Some(self.limits.max_cps),
+                queue_high_water: f32::from(self.limits.queue_high_water.permille()) / 1000.0,
+                retry_after_secs: secs(*self.limits.retry_after.start())
+                    ..=secs(*self.limits.retry_after.end()),
+                ..defaults.overload
+            },
+            ..defaults
+        }
+    }
+
+    /// Every extension's digest identity, in file order. A `password` stays a password
+    /// (usable with every algorithm); an `ha1` becomes an MD5-only HA1 set.
+    pub fn credentials(&self) -> Vec<ExtensionCredentials> {
+        use voxgate_controlplane::auth::{Credential as Cp, Ha1Set};
+        self.extensions
+            .iter()
+            .map(|ext| ExtensionCredentials {
+                number: ext.number.clone(),
+                auth_id: ext.auth_id.clone(),
+                credential: match &ext.credential {
+                    Credential::Password(password) => Cp::password(password.expose()),
+                    Credential::Ha1Md5(hex) => Cp::Ha1(
+                        Ha1Set::new()
+                            .with(DigestAlgorithm::Md5, hex.expose())
+                            .expect("validated as 32 hex digits at load"),
+                    ),
+                },
+                networks: ext.networks.clone(),
+            })
+            .collect()
+    }
 }
 
 impl Config {

@@ -16,6 +16,9 @@ pub(crate) struct RawConfig {
     pub(crate) admin: Option<RawAdmin>,
     pub(crate) store: Option<RawStore>,
     pub(crate) ng: Option<RawNg>,
+    pub(crate) registrar: Option<RawRegistrar>,
+    pub(crate) auth: Option<RawAuth>,
+    pub(crate) nat: Option<RawNat>,
     pub(crate) security: Option<RawSecurity>,
     pub(crate) limits: Option<RawLimits>,
     pub(crate) tls: Option<RawTls>,
@@ -73,9 +76,63 @@ pub(crate) struct RawNg {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(crate) struct RawRegistrar {
+    pub(crate) default_expires: Option<Spanned<RawDuration>>,
+    pub(crate) min_expires: Option<Spanned<RawDuration>>,
+    pub(crate) max_expires: Option<Spanned<RawDuration>>,
+    pub(crate) max_contacts: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuth {
+    pub(crate) algorithms: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) nonce_ttl: Option<Spanned<RawDuration>>,
+    pub(crate) realm: Option<Spanned<String>>,
+    pub(crate) min_password_length: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNat {
+    pub(crate) keepalive_interval: Option<Spanned<RawDuration>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct RawSecurity {
     #[serde(default)]
     pub(crate) allow: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) block: Vec<Spanned<String>>,
+    pub(crate) scanner_user_agents: Option<Vec<Spanned<String>>>,
+    pub(crate) auth_fail: Option<RawAuthFail>,
+    pub(crate) flood: Option<RawFlood>,
+    pub(crate) rate: Option<RawRate>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuthFail {
+    pub(crate) per_account: Option<Spanned<i64>>,
+    pub(crate) per_ip: Option<Spanned<i64>>,
+    pub(crate) window: Option<Spanned<RawDuration>>,
+    pub(crate) ban: Option<Spanned<RawDuration>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFlood {
+    pub(crate) requests: Option<Spanned<i64>>,
+    pub(crate) window: Option<Spanned<RawDuration>>,
+    pub(crate) ban: Option<Spanned<RawDuration>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRate {
+    pub(crate) rate: Option<Spanned<i64>>,
+    pub(crate) burst: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +146,9 @@ pub(crate) struct RawLimits {
     pub(crate) tcp_total: Option<Spanned<i64>>,
     pub(crate) tcp_idle: Option<Spanned<RawDuration>>,
     pub(crate) partial_message_timeout: Option<Spanned<RawDuration>>,
+    pub(crate) max_cps: Option<Spanned<i64>>,
+    pub(crate) queue_high_water: Option<Spanned<RawRatio>>,
+    pub(crate) retry_after: Option<Spanned<RawDuration>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,8 +171,11 @@ pub(crate) struct RawLog {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawExtension {
     pub(crate) number: Option<Spanned<String>>,
+    pub(crate) auth_id: Option<Spanned<String>>,
     pub(crate) password: Option<Spanned<String>>,
+    pub(crate) ha1: Option<Spanned<String>>,
     pub(crate) name: Option<Spanned<String>>,
+    pub(crate) networks: Option<Vec<Spanned<String>>>,
 }
 
 /// A duration as written: normally a string with a unit; a bare integer is kept so the
@@ -148,5 +211,46 @@ impl<'de> Deserialize<'de> for RawDuration {
         }
 
         deserializer.deserialize_any(DurationVisitor)
+    }
+}
+
+/// A fraction as written: a float (`0.8`) or a percentage string (`"80%"`); an integer is
+/// kept so the error can say which form to use.
+#[derive(Debug)]
+pub(crate) enum RawRatio {
+    Float(f64),
+    Text(String),
+    Integer(i64),
+}
+
+impl<'de> Deserialize<'de> for RawRatio {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RatioVisitor;
+
+        impl Visitor<'_> for RatioVisitor {
+            type Value = RawRatio;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a fraction like 0.8 or a percentage like \"80%\"")
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawRatio, E> {
+                Ok(RawRatio::Float(v))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawRatio, E> {
+                Ok(RawRatio::Text(v.to_owned()))
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawRatio, E> {
+                Ok(RawRatio::Integer(v))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawRatio, E> {
+                Ok(RawRatio::Integer(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+        }
+
+        deserializer.deserialize_any(RatioVisitor)
     }
 }

@@ -3,6 +3,7 @@
 //! points at the offending value.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,7 +12,8 @@ use voxgate_controlplane::sip::Transport;
 
 use super::error::ConfigErrorKind;
 use super::value::{
-    DomainError, DurationError, ListenError, NumberError, PasswordError, PortRangeError,
+    AuthIdError, DomainError, DurationError, DurationRangeError, Ha1Error, ListenError,
+    NumberError, PasswordError, PortRangeError, RatioError, TextError,
 };
 use super::*;
 use crate::tls::test_support::{handshake, write_self_signed};
@@ -155,6 +157,9 @@ fn config_reference_equals_defaults() {
     assert_eq!(reference.media, minimal.media);
     assert_eq!(reference.admin, minimal.admin);
     assert_eq!(reference.store, minimal.store);
+    assert_eq!(reference.registrar, minimal.registrar);
+    assert_eq!(reference.auth, minimal.auth);
+    assert_eq!(reference.nat, minimal.nat);
     assert_eq!(reference.security, minimal.security);
     assert_eq!(reference.limits, minimal.limits);
     assert_eq!(reference.tls, minimal.tls);
@@ -203,6 +208,41 @@ fn config_defaults_match_features_table() {
     assert_eq!(c.tls.handshake_timeout, Duration::from_secs(10));
     assert_eq!(c.log.level, LogLevel::Info);
     assert_eq!(c.log.format, LogFormat::Text);
+    let s = Duration::from_secs;
+    assert_eq!(c.registrar.default_expires, s(600));
+    assert_eq!(c.registrar.min_expires, s(60));
+    assert_eq!(c.registrar.max_expires, s(3600));
+    assert_eq!(c.registrar.max_contacts.get(), 10);
+    assert_eq!(
+        c.auth.algorithms,
+        [DigestAlgorithm::Md5, DigestAlgorithm::Sha256]
+    );
+    assert_eq!(c.auth.nonce_ttl, s(300));
+    assert_eq!(c.auth.realm, "pbx.example.test");
+    assert_eq!(c.auth.min_password_length, 12);
+    assert_eq!(c.nat.keepalive_interval, s(30));
+    assert!(c.security.allow.is_empty() && c.security.block.is_empty());
+    assert_eq!(
+        c.security.scanner_user_agents,
+        [
+            "friendly-scanner",
+            "sipvicious",
+            "sipcli",
+            "VaxSIPUserAgent"
+        ]
+    );
+    assert_eq!(c.security.auth_fail.per_account.get(), 3);
+    assert_eq!(c.security.auth_fail.per_ip.get(), 10);
+    assert_eq!(c.security.auth_fail.window, s(300));
+    assert_eq!(c.security.auth_fail.ban, s(3600));
+    assert_eq!(c.security.flood.requests.get(), 30);
+    assert_eq!(c.security.flood.window, s(2));
+    assert_eq!(c.security.flood.ban, s(300));
+    assert_eq!(c.security.rate.rate.get(), 10);
+    assert_eq!(c.security.rate.burst.get(), 20);
+    assert_eq!(c.limits.max_cps.get(), 200);
+    assert_eq!(c.limits.queue_high_water.permille(), 800);
+    assert_eq!(c.limits.retry_after, s(5)..=s(15));
 }
 
 /// STYLE.md §11: an unknown key in any table of reference.toml is rejected, naming the key,
@@ -239,7 +279,13 @@ fn config_unknown_key_in_every_reference_table_is_rejected() {
         "[admin]",
         "[store]",
         "[ng]",
+        "[registrar]",
+        "[auth]",
+        "[nat]",
         "[security]",
+        "[security.auth_fail]",
+        "[security.flood]",
+        "[security.rate]",
         "[limits]",
         "[tls]",
         "[log]",
@@ -355,8 +401,18 @@ fn config_toml_errors_point_at_the_fault() {
     assert!(
         matches!(
             kind,
+            ConfigErrorKind::ExtensionCredential { both: false, .. }
+        ),
+        "{shown}"
+    );
+    assert_eq!((line, column), (3, 1));
+    let text = format!("{MINIMAL}[[extension]]\npassword = \"correct-horse-battery\"\n");
+    let (line, column, kind, shown) = fail(&text);
+    assert!(
+        matches!(
+            kind,
             ConfigErrorKind::MissingKey {
-                key: "extension.password",
+                key: "extension.number",
                 ..
             }
         ),
@@ -364,10 +420,10 @@ fn config_toml_errors_point_at_the_fault() {
     );
     assert_eq!((line, column), (3, 1));
     // An unknown top-level table.
-    let text = format!("{MINIMAL}[registrar]\nmax_contacts = 10\n");
+    let text = format!("{MINIMAL}[voicemail]\nmax_messages = 100\n");
     let (line, _, _, shown) = fail(&text);
     assert_eq!(line, 3, "{shown}");
-    assert!(shown.contains("registrar"), "{shown}");
+    assert!(shown.contains("voicemail"), "{shown}");
 }
 
 /// Each case: (config text, needle whose first occurrence is the expected position, check).
@@ -748,6 +804,376 @@ fn config_value_errors_point_at_the_value() {
                 )
             },
         ),
+        // [registrar]
+        (
+            format!("{MINIMAL}[registrar]\ndefault_expires = \"90s\"\nmin_expires = \"2m\"\n"),
+            "\"2m\"",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::DurationAboveOther {
+                        key: "registrar.min_expires",
+                        limit_key: "registrar.default_expires",
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            // Only max_expires in the file, below the default 600 s: point at max.
+            format!("{MINIMAL}[registrar]\nmax_expires = \"5m\"\n"),
+            "\"5m\"",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::DurationAboveOther {
+                        key: "registrar.default_expires",
+                        limit_key: "registrar.max_expires",
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            format!("{MINIMAL}[registrar]\nmin_expires = \"1500ms\"\n"),
+            "\"1500ms\"",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::NotWholeSeconds {
+                        key: "registrar.min_expires",
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            format!("{MINIMAL}[registrar]\nmax_expires = \"30d\"\n"),
+            "\"30d\"",
+            |k| matches!(k, ConfigErrorKind::Duration { key: "registrar.max_expires", .. }),
+        ),
+        (format!("{MINIMAL}[registrar]\nmax_contacts = 0\n"), "0", |k| {
+            matches!(
+                k,
+                ConfigErrorKind::OutOfRange {
+                    key: "registrar.max_contacts",
+                    ..
+                }
+            )
+        }),
+        // [auth]
+        (
+            format!("{MINIMAL}[auth]\nalgorithms = [\"MD5\", \"SHA-1\"]\n"),
+            "\"SHA-1\"",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::NotOneOf {
+                        key: "auth.algorithms",
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            format!("{MINIMAL}[auth]\nalgorithms = [\"SHA-256\", \"sha-256\"]\n"),
+            "\"sha-256\"",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::Duplicate {
+                        key: "auth.algorithms",
+                        ..
+                    }
+                )
+            },
+        ),
+        (format!("{MINIMAL}[auth]\nalgorithms = []\n"), "[]", |k| {
+            matches!(
+                k,
+                ConfigErrorKind::EmptyList {
+                    key: "auth.algorithms",
+                    ..
+                }
+            )
+        }),
+        (
+            format!("{MINIMAL}[auth]\nnonce_ttl = \"1s\"\n"),
+            "\"1s\"",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::DurationOutOfRange {
+                        key: "auth.nonce_ttl",
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            format!("{MINIMAL}[auth]\nrealm = \"a\\\"b\"\n"),
+            "\"a\\",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::QuotedText {
+                        key: "auth.realm",
+                        source: TextError::Character,
+                        ..
+                    }
+                )
+            },
+        ),
+        (format!("{MINIMAL}[auth]\nrealm = \"\"\n"), "\"\"", |k| {
+            matches!(
+                k,
+                ConfigErrorKind::QuotedText {
+                    key: "auth.realm",
+                    source: TextError::Empty,
+                    ..
+                }
+            )
+        }),
+        (
+            format!("{MINIMAL}[auth]\nmin_password_length = 8\n"),
+            "8",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::OutOfRange {
+                        key: "auth.min_password_length",
+                        min: 12,
+                        ..
+                    }
+                )
+            },
+        ),
+        // [nat]
+        (
+            format!("{MINIMAL}[nat]\nkeepalive_interval = \"1s\"\n"),
+            "\"1s\"",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::DurationOutOfRange {
+                        key: "nat.keepalive_interval",
+                        ..
+                    }
+                )
+            },
+        ),
+        // [security]
+        (
+            format!("{MINIMAL}[security]\nblock = [\"10.0.0.0/8\", \"10.1.0.0/8\"]\n"),
+            "\"10.1.0.0/8\"",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::Cidr {
+                        key: "security.block",
+                        source: voxgate_controlplane::security::IpNetError::HostBits { .. },
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            format!("{MINIMAL}[security]\nallow = [\"10.0.0.0/8\", \"10.0.0.0/8\"]\n"),
+            "\"10.0.0.0/8\"]",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::Duplicate {
+                        key: "security.allow",
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            format!(
+                "{MINIMAL}[security]\nblock = [\"192.0.2.7\", \"192.0.2.0/24\"]\nallow = [\"192.0.2.0/24\"]\n"
+            ),
+            "\"192.0.2.0/24\"",
+            |k| matches!(k, ConfigErrorKind::AllowedAndBlocked { .. }),
+        ),
+        (
+            format!("{MINIMAL}[security]\nscanner_user_agents = [\"sipvicious\", \"\"]\n"),
+            "\"\"]",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::QuotedText {
+                        key: "security.scanner_user_agents",
+                        source: TextError::Empty,
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            format!("{MINIMAL}[security]\nscanner_user_agents = [\"sipcli\", \"SIPcli\"]\n"),
+            "\"SIPcli\"",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::Duplicate {
+                        key: "security.scanner_user_agents",
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            format!("{MINIMAL}[security.auth_fail]\nper_account = 0\n"),
+            "0",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::OutOfRange {
+                        key: "security.auth_fail.per_account",
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            format!("{MINIMAL}[security.auth_fail]\nban = 3600\n"),
+            "3600",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::Duration {
+                        key: "security.auth_fail.ban",
+                        source: DurationError::MissingUnit { number: 3600 }
+                    }
+                )
+            },
+        ),
+        (
+            format!("{MINIMAL}[security.flood]\nwindow = \"0s\"\n"),
+            "\"0s\"",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::DurationOutOfRange {
+                        key: "security.flood.window",
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            format!("{MINIMAL}[security.rate]\nrate = 50\nburst = 10\n"),
+            "10",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::AboveOther {
+                        key: "security.rate.rate",
+                        ..
+                    }
+                )
+            },
+        ),
+        // [limits], SEC-15
+        (format!("{MINIMAL}[limits]\nmax_cps = 0\n"), "0", |k| {
+            matches!(
+                k,
+                ConfigErrorKind::OutOfRange {
+                    key: "limits.max_cps",
+                    ..
+                }
+            )
+        }),
+        (
+            format!("{MINIMAL}[limits]\nqueue_high_water = 80\n"),
+            "80",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::Ratio {
+                        key: "limits.queue_high_water",
+                        source: RatioError::Integer { value: 80 }
+                    }
+                )
+            },
+        ),
+        (
+            format!("{MINIMAL}[limits]\nqueue_high_water = 1.5\n"),
+            "1.5",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::Ratio {
+                        source: RatioError::OutOfRange { .. },
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            format!("{MINIMAL}[limits]\nqueue_high_water = \"80 percent\"\n"),
+            "\"80 percent\"",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::Ratio {
+                        source: RatioError::Syntax,
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            format!("{MINIMAL}[limits]\nretry_after = \"15s-5s\"\n"),
+            "\"15s-5s\"",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::DurationRange {
+                        key: "limits.retry_after",
+                        source: DurationRangeError::Reversed,
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            format!("{MINIMAL}[limits]\nretry_after = \"500ms-2s\"\n"),
+            "\"500ms",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::NotWholeSeconds {
+                        key: "limits.retry_after",
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            format!("{MINIMAL}[limits]\nretry_after = \"0s-10s\"\n"),
+            "\"0s",
+            |k| {
+                matches!(
+                    k,
+                    ConfigErrorKind::DurationOutOfRange {
+                        key: "limits.retry_after",
+                        ..
+                    }
+                )
+            },
+        ),
+        (format!("{MINIMAL}[limits]\nretry_after = 10\n"), "10", |k| {
+            matches!(
+                k,
+                ConfigErrorKind::Duration {
+                    key: "limits.retry_after",
+                    source: DurationError::MissingUnit { number: 10 }
+                }
+            )
+        }),
     ];
     for (text, needle, check) in cases {
         let (line, column, kind, shown) = fail(&text);
@@ -1039,7 +1465,16 @@ fn config_extensions_parse() {
     assert_eq!(c.extensions.len(), 2);
     assert_eq!(c.extensions[0].number, "100");
     assert_eq!(c.extensions[0].name.as_deref(), Some("Alice"));
-    assert_eq!(c.extensions[0].password.expose(), "correct-horse-battery");
+    assert_eq!(
+        c.extensions[0].credential,
+        Credential::Password(Secret::new("correct-horse-battery".into()))
+    );
+    assert_eq!(
+        c.extensions[0].auth_id, "100",
+        "the auth ID defaults to the number"
+    );
+    assert!(c.extensions[0].networks.is_empty());
+    assert!(c.extensions[0].may_register_from("203.0.113.9".parse().expect("ip")));
     assert_eq!(c.extensions[1].name, None);
     // Secrets stay out of debug output (and so out of logs).
     let debug = format!("{c:?}");
@@ -1169,6 +1604,241 @@ fn config_unknown_extension_key() {
     assert!(shown.contains("voicemail_pin"), "{shown}");
 }
 
+#[test]
+fn config_extension_auth_id_ha1_and_networks() {
+    let text = format!(
+        "{MINIMAL}{}auth_id = \"alice.desk\"\nnetworks = [\"192.0.2.0/24\", \"2001:db8::/48\"]\n\
+         [[extension]]\nnumber = \"101\"\nha1 = \"0123456789ABCDEF0123456789abcdef\"\n",
+        ext("100", "correct-horse-battery")
+    );
+    let c = ok(&text);
+    let alice = &c.extensions[0];
+    assert_eq!(alice.auth_id, "alice.desk");
+    assert_eq!(alice.networks.len(), 2);
+    assert!(alice.may_register_from("192.0.2.9".parse().expect("ip")));
+    assert!(alice.may_register_from("2001:db8::1".parse().expect("ip")));
+    assert!(!alice.may_register_from("198.51.100.1".parse().expect("ip")));
+    let bob = &c.extensions[1];
+    assert_eq!(bob.auth_id, "101");
+    assert_eq!(
+        bob.credential,
+        Credential::Ha1Md5(Secret::new("0123456789abcdef0123456789abcdef".into())),
+        "HA1 is kept in lower case"
+    );
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("0123456789"), "{debug}");
+}
+
+#[test]
+fn config_extension_credential_errors() {
+    // Both password and ha1: points at the second of the two.
+    let text = format!(
+        "{MINIMAL}{}ha1 = \"0123456789abcdef0123456789abcdef\"\n",
+        ext("100", "correct-horse-battery")
+    );
+    let (line, column, kind, shown) = fail(&text);
+    assert!(
+        matches!(
+            kind,
+            ConfigErrorKind::ExtensionCredential { both: true, .. }
+        ),
+        "{shown}"
+    );
+    assert_eq!((line, column), pos(&text, "\"0123", 0));
+    assert!(!shown.contains("0123456789"), "{shown}");
+
+    let text = format!("{MINIMAL}[[extension]]\nnumber = \"100\"\nha1 = \"abc\"\n");
+    let (line, column, kind, shown) = fail(&text);
+    assert!(
+        matches!(
+            kind,
+            ConfigErrorKind::Ha1 {
+                source: Ha1Error::Length { chars: 3 },
+                ..
+            }
+        ),
+        "{shown}"
+    );
+    assert_eq!((line, column), pos(&text, "\"abc\"", 0));
+
+    // An MD5 HA1 is useless when MD5 is not offered.
+    let text = format!(
+        "{MINIMAL}[auth]\nalgorithms = [\"SHA-256\"]\n\
+         [[extension]]\nnumber = \"100\"\nha1 = \"0123456789abcdef0123456789abcdef\"\n"
+    );
+    let (line, column, kind, shown) = fail(&text);
+    assert!(
+        matches!(kind, ConfigErrorKind::Ha1NeedsMd5 { .. }),
+        "{shown}"
+    );
+    assert_eq!((line, column), pos(&text, "\"0123", 0));
+
+    // SEC-09: not the auth ID either.
+    let text = format!(
+        "{MINIMAL}{}auth_id = \"correct-horse-battery\"\n",
+        ext("100", "correct-horse-battery")
+    );
+    let (line, column, kind, shown) = fail(&text);
+    assert!(
+        matches!(
+            kind,
+            ConfigErrorKind::WeakPassword {
+                source: PasswordError::EqualsAuthId,
+                ..
+            }
+        ),
+        "{shown}"
+    );
+    assert_eq!((line, column), pos(&text, "\"correct", 0));
+
+    // A raised minimum applies.
+    let text = format!(
+        "{MINIMAL}[auth]\nmin_password_length = 24\n{}",
+        ext("100", "correct-horse-battery")
+    );
+    let (_, _, kind, shown) = fail(&text);
+    assert!(
+        matches!(
+            kind,
+            ConfigErrorKind::WeakPassword {
+                source: PasswordError::TooShort { chars: 21, min: 24 },
+                ..
+            }
+        ),
+        "{shown}"
+    );
+
+    let text = format!(
+        "{MINIMAL}{}auth_id = \"al ice\"\n",
+        ext("100", "correct-horse-battery")
+    );
+    let (line, column, kind, shown) = fail(&text);
+    assert!(
+        matches!(
+            kind,
+            ConfigErrorKind::AuthId {
+                source: AuthIdError::Character { found: ' ' },
+                ..
+            }
+        ),
+        "{shown}"
+    );
+    assert_eq!((line, column), pos(&text, "\"al ice\"", 0));
+
+    let text = format!(
+        "{MINIMAL}{}networks = [\"192.0.2.1/24\"]\n",
+        ext("100", "correct-horse-battery")
+    );
+    let (line, column, kind, shown) = fail(&text);
+    assert!(
+        matches!(
+            kind,
+            ConfigErrorKind::Cidr {
+                key: "extension.networks",
+                ..
+            }
+        ),
+        "{shown}"
+    );
+    assert_eq!((line, column), pos(&text, "\"192.0.2.1/24\"", 0));
+}
+
+#[test]
+fn config_duplicate_auth_id_points_at_second() {
+    // Extension 101's explicit auth ID equals extension 100's default one.
+    let text = format!(
+        "{MINIMAL}{}{}auth_id = \"100\"\n",
+        ext("100", "correct-horse-battery"),
+        ext("101", "correct-horse-battery")
+    );
+    let (line, column, kind, shown) = fail(&text);
+    assert!(
+        matches!(
+            &kind,
+            ConfigErrorKind::DuplicateAuthId { number, auth_id, first_number, first_line: 4 }
+                if number == "101" && auth_id == "100" && first_number == "100"
+        ),
+        "{shown}"
+    );
+    let value_at = text.rfind("\"100\"").expect("auth_id value");
+    assert_eq!((line, column), super::error::line_col(&text, value_at));
+}
+
+#[test]
+fn config_m3_sections_parse() {
+    let text = format!(
+        "{MINIMAL}[registrar]\ndefault_expires = \"5m\"\nmin_expires = \"30s\"\nmax_expires = \"2h\"\nmax_contacts = 4\n\
+         [auth]\nalgorithms = [\"sha-512-256\", \"SHA-256\", \"MD5\"]\nnonce_ttl = \"2m\"\nrealm = \"Example PBX\"\nmin_password_length = 16\n\
+         [nat]\nkeepalive_interval = \"25s\"\n\
+         [security]\nallow = [\"192.0.2.0/24\"]\nblock = [\"192.0.2.66\", \"203.0.113.0/24\"]\nscanner_user_agents = [\"evil-bot\"]\n\
+         [security.auth_fail]\nper_account = 5\nper_ip = 20\nwindow = \"10m\"\nban = \"2h\"\n\
+         [security.flood]\nrequests = 100\nwindow = \"500ms\"\nban = \"1m\"\n\
+         [security.rate]\nrate = 50\n\
+         [limits]\nmax_cps = 50\nqueue_high_water = \"90%\"\nretry_after = \"10s-1m\"\n"
+    );
+    let c = ok(&text);
+    let s = Duration::from_secs;
+    assert_eq!(
+        c.registrar,
+        RegistrarConfig {
+            default_expires: s(300),
+            min_expires: s(30),
+            max_expires: s(7200),
+            max_contacts: NonZeroU32::new(4).expect("4"),
+        }
+    );
+    assert_eq!(
+        c.auth,
+        AuthConfig {
+            algorithms: vec![
+                DigestAlgorithm::Sha512_256,
+                DigestAlgorithm::Sha256,
+                DigestAlgorithm::Md5
+            ],
+            nonce_ttl: s(120),
+            realm: "Example PBX".into(),
+            min_password_length: 16,
+        }
+    );
+    assert_eq!(c.nat.keepalive_interval, s(25));
+    // Blocking one host inside an allowed network is fine.
+    assert!(c.security.is_allowed("192.0.2.66".parse().expect("ip")));
+    assert!(c.security.is_blocked("192.0.2.66".parse().expect("ip")));
+    assert!(c.security.is_blocked("203.0.113.200".parse().expect("ip")));
+    assert!(!c.security.is_blocked("192.0.2.67".parse().expect("ip")));
+    assert_eq!(c.security.scanner_user_agents, ["evil-bot"]);
+    assert_eq!(c.security.auth_fail.per_account.get(), 5);
+    assert_eq!(c.security.auth_fail.per_ip.get(), 20);
+    assert_eq!(c.security.auth_fail.window, s(600));
+    assert_eq!(c.security.auth_fail.ban, s(7200));
+    assert_eq!(c.security.flood.requests.get(), 100);
+    assert_eq!(c.security.flood.window, Duration::from_millis(500));
+    assert_eq!(c.security.flood.ban, s(60));
+    // A raised rate without a burst raises the burst with it.
+    assert_eq!(c.security.rate.rate.get(), 50);
+    assert_eq!(c.security.rate.burst.get(), 50);
+    assert_eq!(c.limits.max_cps.get(), 50);
+    assert_eq!(c.limits.queue_high_water.permille(), 900);
+    assert_eq!(c.limits.retry_after, s(10)..=s(60));
+
+    // Both spellings of the high-water mark mean the same; a single Retry-After is fixed.
+    let a = ok(&format!(
+        "{MINIMAL}[limits]\nqueue_high_water = 0.75\nretry_after = \"7s\"\n"
+    ));
+    let b = ok(&format!(
+        "{MINIMAL}[limits]\nqueue_high_water = \"75%\"\nretry_after = \"7s-7s\"\n"
+    ));
+    assert_eq!(a.limits, b.limits);
+    assert_eq!(a.limits.retry_after, s(7)..=s(7));
+    // Setting only some keys of a sub-table keeps the others' defaults.
+    let c = ok(&format!("{MINIMAL}[security.flood]\nrequests = 60\n"));
+    assert_eq!(c.security.flood.window, s(2));
+    assert_eq!(c.security.auth_fail, AuthFailConfig::default());
+    // An explicitly empty scanner list turns the check off.
+    let c = ok(&format!("{MINIMAL}[security]\nscanner_user_agents = []\n"));
+    assert!(c.security.scanner_user_agents.is_empty());
+}
+
 // ---------------------------------------------------------------------------------------
 // Conversions
 
@@ -1234,4 +1904,135 @@ fn config_security_allow_and_misc() {
     assert_eq!(c.log.format, LogFormat::Json);
     assert_eq!(c.media.worker_count().get(), 3);
     assert!(ok(MINIMAL).media.worker_count().get() >= 1);
+}
+
+/// The control plane's defaults and ours are the same numbers (FEATURES §18): a config
+/// that sets nothing yields exactly the control plane's default policies.
+#[test]
+fn config_control_plane_configs_default_alike() {
+    use voxgate_controlplane::auth::DigestConfig;
+    use voxgate_controlplane::registrar::RegistrarConfig as CpRegistrar;
+    use voxgate_controlplane::security::SecurityConfig as CpSecurity;
+
+    let c = ok(MINIMAL);
+    let digest = c.digest_config();
+    assert_eq!(
+        digest,
+        DigestConfig {
+            realm: "pbx.example.test".into(),
+            ..DigestConfig::default()
+        }
+    );
+    assert_eq!(digest.validate(), Ok(()));
+    let registrar = c.registrar_config();
+    assert_eq!(registrar, CpRegistrar::default());
+    assert_eq!(registrar.validate(), Ok(()));
+    assert_eq!(c.security_config(), CpSecurity::default());
+    assert!(c.credentials().is_empty());
+}
+
+#[test]
+fn config_control_plane_configs_carry_every_key() {
+    use voxgate_controlplane::auth::Algorithm;
+
+    let text = format!(
+        "{MINIMAL}[registrar]\ndefault_expires = \"5m\"\nmin_expires = \"30s\"\nmax_expires = \"2h\"\nmax_contacts = 4\n\
+         [auth]\nalgorithms = [\"SHA-512-256\", \"MD5\"]\nnonce_ttl = \"2m\"\nrealm = \"Example PBX\"\n\
+         [nat]\nkeepalive_interval = \"25s\"\n\
+         [security]\nallow = [\"192.0.2.0/24\"]\nblock = [\"203.0.113.0/24\", \"2001:db8:bad::/48\"]\nscanner_user_agents = [\"evil-bot\"]\n\
+         [security.auth_fail]\nper_account = 5\nper_ip = 20\nwindow = \"10m\"\nban = \"2h\"\n\
+         [security.flood]\nrequests = 100\nwindow = \"500ms\"\nban = \"1m\"\n\
+         [security.rate]\nrate = 7\nburst = 9\n\
+         [limits]\nmax_cps = 50\nqueue_high_water = \"90%\"\nretry_after = \"10s-1m\"\n"
+    );
+    let c = ok(&text);
+    let s = Duration::from_secs;
+
+    let digest = c.digest_config();
+    assert_eq!(digest.realm, "Example PBX");
+    assert_eq!(digest.algorithms, [Algorithm::Sha512_256, Algorithm::Md5]);
+    assert_eq!(digest.nonce_ttl, s(120));
+    assert_eq!(digest.validate(), Ok(()));
+
+    let r = c.registrar_config();
+    assert_eq!(
+        (r.default_expires, r.min_expires, r.max_expires),
+        (s(300), s(30), s(7200))
+    );
+    assert_eq!(r.max_contacts, 4);
+    assert_eq!(r.keepalive_interval, s(25));
+    assert_eq!(r.validate(), Ok(()));
+
+    let sec = c.security_config();
+    assert_eq!(
+        sec.allow,
+        vec!["192.0.2.0/24".parse::<IpNet>().expect("net")]
+    );
+    assert_eq!(sec.block.len(), 2);
+    assert_eq!(sec.scanner_user_agents, ["evil-bot"]);
+    assert_eq!((sec.auth_fail.per_account, sec.auth_fail.per_ip), (5, 20));
+    assert_eq!((sec.auth_fail.window, sec.auth_fail.ban), (s(600), s(7200)));
+    assert_eq!(sec.flood.requests, 100);
+    assert_eq!(sec.flood.window, Duration::from_millis(500));
+    assert_eq!(sec.flood.ban, s(60));
+    assert_eq!(
+        (sec.transactions.rate.get(), sec.transactions.burst.get()),
+        (7, 9)
+    );
+    assert_eq!(sec.overload.max_cps.map(NonZeroU32::get), Some(50));
+    assert!((sec.overload.queue_high_water - 0.9).abs() < 1e-6);
+    assert_eq!(sec.overload.retry_after_secs, 10..=60);
+}
+
+#[test]
+fn config_credentials_for_the_auth_lookup() {
+    use voxgate_controlplane::auth::{Algorithm, Credential as Cp, Ha1Set};
+
+    let text = format!(
+        "{MINIMAL}{}auth_id = \"alice\"\nnetworks = [\"192.0.2.0/24\"]\n\
+         [[extension]]\nnumber = \"101\"\nha1 = \"0123456789ABCDEF0123456789ABCDEF\"\n",
+        ext("100", "correct-horse-battery")
+    );
+    let creds = ok(&text).credentials();
+    assert_eq!(creds.len(), 2);
+    assert_eq!(
+        creds[0],
+        ExtensionCredentials {
+            number: "100".into(),
+            auth_id: "alice".into(),
+            credential: Cp::password("correct-horse-battery"),
+            networks: vec!["192.0.2.0/24".parse().expect("net")],
+        }
+    );
+    assert_eq!(creds[1].auth_id, "101");
+    let Cp::Ha1(set) = &creds[1].credential else {
+        panic!("ha1 becomes an HA1 set: {:?}", creds[1].credential);
+    };
+    assert_eq!(
+        set.get(Algorithm::Md5),
+        Some("0123456789abcdef0123456789abcdef")
+    );
+    assert_eq!(set.get(Algorithm::Sha256), None);
+    assert!(creds[1].networks.is_empty());
+    // No secret in debug output.
+    assert!(!format!("{creds:?}").contains("correct-horse"));
+
+    // The HA1 in the shipped office example is that of its documented password.
+    let office = load_str(
+        &std::fs::read_to_string(configs_dir().join("office-pbx.toml")).expect("read"),
+        "office-pbx.toml",
+    )
+    .expect("parses");
+    let bob = office
+        .credentials()
+        .into_iter()
+        .find(|c| c.auth_id == "bob")
+        .expect("bob");
+    let expected = Ha1Set::from_password(
+        &[Algorithm::Md5],
+        "bob",
+        &office.auth.realm,
+        "replace-me-Ug6JdR1tZf5a",
+    );
+    assert_eq!(bob.credential, Cp::Ha1(expected));
 }

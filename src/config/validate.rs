@@ -17,15 +17,20 @@ use voxgate_controlplane::sip::Transport;
 
 use crate::config::error::{ConfigError, ConfigErrorKind, Locator};
 use crate::config::raw::{
-    RawConfig, RawDuration, RawExtension, RawLimits, RawLog, RawMedia, RawSip, RawStore, RawTls,
+    RawAuth, RawConfig, RawDuration, RawExtension, RawLimits, RawLog, RawMedia, RawNat, RawRatio,
+    RawRegistrar, RawSecurity, RawSip, RawStore, RawTls,
 };
 use crate::config::value::{
-    check_alias, check_extension_number, check_fqdn, check_password, parse_cidr, parse_duration,
-    parse_listen, parse_port_range, Listen, Secret,
+    check_alias, check_auth_id, check_extension_number, check_fqdn, check_ha1, check_password,
+    check_quoted_text, parse_cidr, parse_duration, parse_duration_range, parse_listen,
+    parse_percent, parse_port_range, ratio_from_fraction, Listen, Ratio, RatioError, Secret,
+    MIN_PASSWORD_CHARS,
 };
 use crate::config::{
-    AdminConfig, Config, ExtensionConfig, LimitsConfig, LogConfig, LogFormat, LogLevel,
-    MediaConfig, NgConfig, SecurityConfig, SipConfig, StoreConfig, TlsCertificate, TlsConfig,
+    AdminConfig, AuthConfig, AuthFailConfig, Config, Credential, DigestAlgorithm, ExtensionConfig,
+    FloodConfig, IpNet, LimitsConfig, LogConfig, LogFormat, LogLevel, MediaConfig, NatConfig,
+    NgConfig, RateConfig, RegistrarConfig, SecurityConfig, SipConfig, StoreConfig, TlsCertificate,
+    TlsConfig,
 };
 use crate::tls::{self, TlsError, TlsMinVersion};
 
@@ -70,28 +75,13 @@ pub(crate) fn validate(raw: RawConfig, loc: Locator<'_>) -> Result<Config> {
             None => (Some(NgConfig::default()), None),
         },
     };
-    let security = SecurityConfig {
-        allow: raw
-            .security
-            .map(|s| s.allow)
-            .unwrap_or_default()
-            .iter()
-            .map(|entry| {
-                parse_cidr(entry.get_ref()).map_err(|source| {
-                    v.at(
-                        entry.span(),
-                        ConfigErrorKind::Cidr {
-                            value: entry.get_ref().clone(),
-                            source,
-                        },
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>>>()?,
-    };
+    let registrar = v.registrar(raw.registrar)?;
+    let auth = v.auth(raw.auth, &sip.config.domain)?;
+    let nat = v.nat(raw.nat)?;
+    let security = v.security(raw.security)?;
     let limits = v.limits(raw.limits)?;
     let log = v.log(raw.log)?;
-    let extensions = v.extensions(raw.extension)?;
+    let extensions = v.extensions(raw.extension, &auth)?;
 
     let config = Config {
         sip: sip.config,
@@ -99,6 +89,9 @@ pub(crate) fn validate(raw: RawConfig, loc: Locator<'_>) -> Result<Config> {
         admin,
         store,
         ng,
+        registrar,
+        auth,
+        nat,
         security,
         limits,
         tls,
@@ -200,6 +193,394 @@ impl Validator<'_> {
             ));
         }
         Ok(parsed)
+    }
+
+    /// Like [`Validator::duration`], for values SIP carries in whole seconds.
+    fn seconds(
+        &self,
+        key: &'static str,
+        value: &Option<Spanned<RawDuration>>,
+        default: Duration,
+        range: RangeInclusive<Duration>,
+    ) -> Result<Duration> {
+        let d = self.duration(key, value, default, range)?;
+        match value {
+            Some(value) if d.subsec_nanos() != 0 => Err(self.at(
+                value.span(),
+                ConfigErrorKind::NotWholeSeconds { key, value: d },
+            )),
+            _ => Ok(d),
+        }
+    }
+
+    /// A list of networks; an exact duplicate is an error (likely a copy-paste slip).
+    fn cidrs(&self, key: &'static str, entries: &[Spanned<String>]) -> Result<Vec<IpNet>> {
+        let mut out: Vec<IpNet> = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let cidr = parse_cidr(entry.get_ref()).map_err(|source| {
+                self.at(
+                    entry.span(),
+                    ConfigErrorKind::Cidr {
+                        key,
+                        value: entry.get_ref().clone(),
+                        source,
+                    },
+                )
+            })?;
+            if out.contains(&cidr) {
+                return Err(self.at(
+                    entry.span(),
+                    ConfigErrorKind::Duplicate {
+                        key,
+                        value: cidr.to_string(),
+                    },
+                ));
+            }
+            out.push(cidr);
+        }
+        Ok(out)
+    }
+
+    /// `value` must not exceed `limit`; the error points at `value` when the file sets it,
+    /// else at `limit`.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "two keys, their values and spans"
+    )]
+    fn duration_order(
+        &self,
+        key: &'static str,
+        value: Duration,
+        value_span: &Option<Spanned<RawDuration>>,
+        limit_key: &'static str,
+        limit: Duration,
+        limit_span: &Option<Spanned<RawDuration>>,
+    ) -> Result<()> {
+        if value <= limit {
+            return Ok(());
+        }
+        let span = value_span
+            .as_ref()
+            .or(limit_span.as_ref())
+            .map_or(0..0, Spanned::span);
+        Err(self.at(
+            span,
+            ConfigErrorKind::DurationAboveOther {
+                key,
+                value,
+                limit_key,
+                limit,
+            },
+        ))
+    }
+
+    fn registrar(&self, raw: Option<RawRegistrar>) -> Result<RegistrarConfig> {
+        let d = RegistrarConfig::default();
+        let Some(raw) = raw else {
+            return Ok(d);
+        };
+        // RFC 3261 §20.19: Expires is a 32-bit count of seconds; a week is plenty.
+        let range = Duration::from_secs(1)..=Duration::from_secs(7 * 86_400);
+        let min_expires = self.seconds(
+            "registrar.min_expires",
+            &raw.min_expires,
+            d.min_expires,
+            range.clone(),
+        )?;
+        let default_expires = self.seconds(
+            "registrar.default_expires",
+            &raw.default_expires,
+            d.default_expires,
+            range.clone(),
+        )?;
+        let max_expires = self.seconds(
+            "registrar.max_expires",
+            &raw.max_expires,
+            d.max_expires,
+            range,
+        )?;
+        self.duration_order(
+            "registrar.min_expires",
+            min_expires,
+            &raw.min_expires,
+            "registrar.default_expires",
+            default_expires,
+            &raw.default_expires,
+        )?;
+        self.duration_order(
+            "registrar.default_expires",
+            default_expires,
+            &raw.default_expires,
+            "registrar.max_expires",
+            max_expires,
+            &raw.max_expires,
+        )?;
+        let max_contacts = self.nonzero_u32(
+            "registrar.max_contacts",
+            &raw.max_contacts,
+            d.max_contacts,
+            100,
+        )?;
+        Ok(RegistrarConfig {
+            default_expires,
+            min_expires,
+            max_expires,
+            max_contacts,
+        })
+    }
+
+    fn auth(&self, raw: Option<RawAuth>, domain: &str) -> Result<AuthConfig> {
+        let d = AuthConfig::with_realm(domain.to_owned());
+        let Some(raw) = raw else {
+            return Ok(d);
+        };
+        let algorithms = match &raw.algorithms {
+            None => d.algorithms,
+            Some(list) => {
+                if list.get_ref().is_empty() {
+                    return Err(self.at(
+                        list.span(),
+                        ConfigErrorKind::EmptyList {
+                            key: "auth.algorithms",
+                            why: ": phones could not authenticate at all",
+                        },
+                    ));
+                }
+                let mut out: Vec<DigestAlgorithm> = Vec::with_capacity(list.get_ref().len());
+                for entry in list.get_ref() {
+                    let algorithm = DigestAlgorithm::from_token(entry.get_ref().as_bytes())
+                        .ok_or_else(|| {
+                            self.at(
+                                entry.span(),
+                                ConfigErrorKind::NotOneOf {
+                                    key: "auth.algorithms",
+                                    value: entry.get_ref().clone(),
+                                    expected: "\"MD5\", \"SHA-256\", \"SHA-512-256\"",
+                                },
+                            )
+                        })?;
+                    if out.contains(&algorithm) {
+                        return Err(self.at(
+                            entry.span(),
+                            ConfigErrorKind::Duplicate {
+                                key: "auth.algorithms",
+                                value: algorithm.to_string(),
+                            },
+                        ));
+                    }
+                    out.push(algorithm);
+                }
+                out
+            }
+        };
+        let nonce_ttl = self.seconds(
+            "auth.nonce_ttl",
+            &raw.nonce_ttl,
+            d.nonce_ttl,
+            Duration::from_secs(10)..=Duration::from_secs(86_400),
+        )?;
+        let realm = match raw.realm {
+            None => d.realm,
+            Some(realm) => {
+                check_quoted_text(realm.get_ref(), 253).map_err(|source| {
+                    self.at(
+                        realm.span(),
+                        ConfigErrorKind::QuotedText {
+                            key: "auth.realm",
+                            value: realm.get_ref().clone(),
+                            source,
+                        },
+                    )
+                })?;
+                realm.into_inner()
+            }
+        };
+        let min_password_length = self.usize_in(
+            "auth.min_password_length",
+            &raw.min_password_length,
+            d.min_password_length,
+            MIN_PASSWORD_CHARS..=128,
+        )?;
+        Ok(AuthConfig {
+            algorithms,
+            nonce_ttl,
+            realm,
+            min_password_length,
+        })
+    }
+
+    fn nat(&self, raw: Option<RawNat>) -> Result<NatConfig> {
+        let d = NatConfig::default();
+        let Some(raw) = raw else {
+            return Ok(d);
+        };
+        Ok(NatConfig {
+            keepalive_interval: self.seconds(
+                "nat.keepalive_interval",
+                &raw.keepalive_interval,
+                d.keepalive_interval,
+                Duration::from_secs(5)..=Duration::from_secs(3600),
+            )?,
+        })
+    }
+
+    fn security(&self, raw: Option<RawSecurity>) -> Result<SecurityConfig> {
+        let d = SecurityConfig::default();
+        let Some(raw) = raw else {
+            return Ok(d);
+        };
+        let allow = self.cidrs("security.allow", &raw.allow)?;
+        let block = self.cidrs("security.block", &raw.block)?;
+        // A network in both lists would be trusted and dropped at once; the operator meant
+        // one of the two. (Overlap is fine: block one host inside an allowed network.)
+        if let Some((cidr, entry)) = block
+            .iter()
+            .zip(&raw.block)
+            .find(|(cidr, _)| allow.contains(cidr))
+        {
+            return Err(self.at(
+                entry.span(),
+                ConfigErrorKind::AllowedAndBlocked { network: *cidr },
+            ));
+        }
+        let scanner_user_agents = match &raw.scanner_user_agents {
+            None => d.scanner_user_agents,
+            Some(list) => {
+                let mut out: Vec<String> = Vec::with_capacity(list.len());
+                for entry in list {
+                    let key = "security.scanner_user_agents";
+                    check_quoted_text(entry.get_ref(), 256).map_err(|source| {
+                        self.at(
+                            entry.span(),
+                            ConfigErrorKind::QuotedText {
+                                key,
+                                value: entry.get_ref().clone(),
+                                source,
+                            },
+                        )
+                    })?;
+                    if out
+                        .iter()
+                        .any(|ua| ua.eq_ignore_ascii_case(entry.get_ref()))
+                    {
+                        return Err(self.at(
+                            entry.span(),
+                            ConfigErrorKind::Duplicate {
+                                key,
+                                value: format!("{:?}", entry.get_ref()),
+                            },
+                        ));
+                    }
+                    out.push(entry.get_ref().clone());
+                }
+                out
+            }
+        };
+        let auth_fail = match raw.auth_fail {
+            None => d.auth_fail,
+            Some(raw) => {
+                let d = AuthFailConfig::default();
+                AuthFailConfig {
+                    per_account: self.nonzero_u32(
+                        "security.auth_fail.per_account",
+                        &raw.per_account,
+                        d.per_account,
+                        1000,
+                    )?,
+                    per_ip: self.nonzero_u32(
+                        "security.auth_fail.per_ip",
+                        &raw.per_ip,
+                        d.per_ip,
+                        100_000,
+                    )?,
+                    window: self.duration(
+                        "security.auth_fail.window",
+                        &raw.window,
+                        d.window,
+                        Duration::from_secs(1)..=Duration::from_secs(86_400),
+                    )?,
+                    ban: self.duration(
+                        "security.auth_fail.ban",
+                        &raw.ban,
+                        d.ban,
+                        Duration::from_secs(1)..=Duration::from_secs(30 * 86_400),
+                    )?,
+                }
+            }
+        };
+        let flood = match raw.flood {
+            None => d.flood,
+            Some(raw) => {
+                let d = FloodConfig::default();
+                FloodConfig {
+                    requests: self.nonzero_u32(
+                        "security.flood.requests",
+                        &raw.requests,
+                        d.requests,
+                        1_000_000,
+                    )?,
+                    window: self.duration(
+                        "security.flood.window",
+                        &raw.window,
+                        d.window,
+                        Duration::from_millis(100)..=Duration::from_secs(3600),
+                    )?,
+                    ban: self.duration(
+                        "security.flood.ban",
+                        &raw.ban,
+                        d.ban,
+                        Duration::from_secs(1)..=Duration::from_secs(30 * 86_400),
+                    )?,
+                }
+            }
+        };
+        let rate = match raw.rate {
+            None => d.rate,
+            Some(raw) => {
+                let d = RateConfig::default();
+                let rate = self.nonzero_u32("security.rate.rate", &raw.rate, d.rate, 1_000_000)?;
+                // Without `burst` in the file, a raised rate raises the default burst too.
+                let default_burst = d.burst.max(rate);
+                let burst =
+                    self.nonzero_u32("security.rate.burst", &raw.burst, default_burst, 10_000_000)?;
+                if burst < rate {
+                    let span = raw
+                        .burst
+                        .as_ref()
+                        .or(raw.rate.as_ref())
+                        .map_or(0..0, Spanned::span);
+                    return Err(self.at(
+                        span,
+                        ConfigErrorKind::AboveOther {
+                            key: "security.rate.rate",
+                            value: i64::from(rate.get()),
+                            limit_key: "security.rate.burst",
+                            limit: i64::from(burst.get()),
+                        },
+                    ));
+                }
+                RateConfig { rate, burst }
+            }
+        };
+        Ok(SecurityConfig {
+            allow,
+            block,
+            scanner_user_agents,
+            auth_fail,
+            flood,
+            rate,
+        })
+    }
+
+    fn ratio(&self, key: &'static str, value: &Spanned<RawRatio>) -> Result<Ratio> {
+        let min = Ratio::from_permille(10).expect("10 is at most 1000");
+        let max = Ratio::from_permille(1000).expect("1000 is at most 1000");
+        match value.get_ref() {
+            RawRatio::Float(f) => ratio_from_fraction(*f, min, max),
+            RawRatio::Text(text) => parse_percent(text, min, max),
+            RawRatio::Integer(n) => Err(RatioError::Integer { value: *n }),
+        }
+        .map_err(|source| self.at(value.span(), ConfigErrorKind::Ratio { key, source }))
     }
 
     fn socket_addr(&self, key: &'static str, value: &Spanned<String>) -> Result<SocketAddr> {
@@ -516,6 +897,15 @@ impl Validator<'_> {
             d.partial_message_timeout,
             Duration::from_millis(100)..=Duration::from_secs(600),
         )?;
+        let max_cps = self.nonzero_u32("limits.max_cps", &raw.max_cps, d.max_cps, 1_000_000)?;
+        let queue_high_water = match &raw.queue_high_water {
+            None => d.queue_high_water,
+            Some(value) => self.ratio("limits.queue_high_water", value)?,
+        };
+        let retry_after = match &raw.retry_after {
+            None => d.retry_after,
+            Some(value) => self.retry_after(value)?,
+        };
         Ok(LimitsConfig {
             max_message_bytes,
             max_request_uri_bytes,
@@ -525,7 +915,59 @@ impl Validator<'_> {
             tcp_total,
             tcp_idle,
             partial_message_timeout,
+            max_cps,
+            queue_high_water,
+            retry_after,
         })
+    }
+
+    /// `limits.retry_after`: whole seconds (Retry-After is delta-seconds, RFC 3261
+    /// §20.33), 1 s to 1 h.
+    fn retry_after(&self, value: &Spanned<RawDuration>) -> Result<RangeInclusive<Duration>> {
+        let key = "limits.retry_after";
+        let text = match value.get_ref() {
+            RawDuration::Text(text) => text,
+            RawDuration::Number(n) => {
+                return Err(self.at(
+                    value.span(),
+                    ConfigErrorKind::Duration {
+                        key,
+                        source: crate::config::value::DurationError::MissingUnit { number: *n },
+                    },
+                ))
+            }
+        };
+        let range = parse_duration_range(text).map_err(|source| {
+            self.at(
+                value.span(),
+                ConfigErrorKind::DurationRange {
+                    key,
+                    value: text.clone(),
+                    source,
+                },
+            )
+        })?;
+        let (min, max) = (Duration::from_secs(1), Duration::from_secs(3600));
+        for bound in [*range.start(), *range.end()] {
+            if bound.subsec_nanos() != 0 {
+                return Err(self.at(
+                    value.span(),
+                    ConfigErrorKind::NotWholeSeconds { key, value: bound },
+                ));
+            }
+            if !(min..=max).contains(&bound) {
+                return Err(self.at(
+                    value.span(),
+                    ConfigErrorKind::DurationOutOfRange {
+                        key,
+                        value: bound,
+                        min,
+                        max,
+                    },
+                ));
+            }
+        }
+        Ok(range)
     }
 
     fn nonzero_u32(
@@ -636,20 +1078,27 @@ impl Validator<'_> {
         Ok(LogConfig { level, format })
     }
 
-    fn extensions(&self, raw: Vec<Spanned<RawExtension>>) -> Result<Vec<ExtensionConfig>> {
+    fn extensions(
+        &self,
+        raw: Vec<Spanned<RawExtension>>,
+        auth: &AuthConfig,
+    ) -> Result<Vec<ExtensionConfig>> {
         let mut first_seen: HashMap<String, usize> = HashMap::with_capacity(raw.len());
+        // Auth ID → (extension number, line): the digest user name picks the credential.
+        let mut auth_ids: HashMap<String, (String, usize)> = HashMap::with_capacity(raw.len());
         let mut out = Vec::with_capacity(raw.len());
         for ext in raw {
             let table_span = ext.span();
             let ext = ext.into_inner();
-            let missing = |key| {
-                self.at(
-                    table_span.clone(),
-                    ConfigErrorKind::MissingKey { key, why: "" },
-                )
+            let Some(ext_number) = ext.number else {
+                return Err(self.at(
+                    table_span,
+                    ConfigErrorKind::MissingKey {
+                        key: "extension.number",
+                        why: "",
+                    },
+                ));
             };
-            let ext_number = ext.number.ok_or_else(|| missing("extension.number"))?;
-            let ext_password = ext.password.ok_or_else(|| missing("extension.password"))?;
             let number = ext_number.get_ref();
             check_extension_number(number).map_err(|source| {
                 self.at(
@@ -669,16 +1118,101 @@ impl Validator<'_> {
                     },
                 ));
             }
-            first_seen.insert(number.clone(), self.loc.line_of(&ext_number.span()));
-            check_password(ext_password.get_ref(), number).map_err(|source| {
-                self.at(
-                    ext_password.span(),
-                    ConfigErrorKind::WeakPassword {
+            let line = self.loc.line_of(&ext_number.span());
+            first_seen.insert(number.clone(), line);
+
+            let (auth_id, auth_id_span) = match &ext.auth_id {
+                None => (number.clone(), ext_number.span()),
+                Some(auth_id) => {
+                    check_auth_id(auth_id.get_ref()).map_err(|source| {
+                        self.at(
+                            auth_id.span(),
+                            ConfigErrorKind::AuthId {
+                                number: number.clone(),
+                                value: auth_id.get_ref().clone(),
+                                source,
+                            },
+                        )
+                    })?;
+                    (auth_id.get_ref().clone(), auth_id.span())
+                }
+            };
+            if let Some((first_number, first_line)) = auth_ids.get(&auth_id) {
+                return Err(self.at(
+                    auth_id_span,
+                    ConfigErrorKind::DuplicateAuthId {
                         number: number.clone(),
-                        source,
+                        auth_id,
+                        first_number: first_number.clone(),
+                        first_line: *first_line,
                     },
-                )
-            })?;
+                ));
+            }
+            auth_ids.insert(auth_id.clone(), (number.clone(), line));
+
+            let credential = match (&ext.password, &ext.ha1) {
+                (Some(password), None) => {
+                    check_password(
+                        password.get_ref(),
+                        auth.min_password_length,
+                        number,
+                        &auth_id,
+                    )
+                    .map_err(|source| {
+                        self.at(
+                            password.span(),
+                            ConfigErrorKind::WeakPassword {
+                                number: number.clone(),
+                                source,
+                            },
+                        )
+                    })?;
+                    Credential::Password(Secret::new(password.get_ref().clone()))
+                }
+                (None, Some(ha1)) => {
+                    let hex = check_ha1(ha1.get_ref()).map_err(|source| {
+                        self.at(
+                            ha1.span(),
+                            ConfigErrorKind::Ha1 {
+                                number: number.clone(),
+                                source,
+                            },
+                        )
+                    })?;
+                    if !auth.algorithms.contains(&DigestAlgorithm::Md5) {
+                        return Err(self.at(
+                            ha1.span(),
+                            ConfigErrorKind::Ha1NeedsMd5 {
+                                number: number.clone(),
+                            },
+                        ));
+                    }
+                    Credential::Ha1Md5(Secret::new(hex))
+                }
+                (Some(_), Some(second)) => {
+                    // Point at whichever comes second in the file.
+                    let span = match (&ext.password, &ext.ha1) {
+                        (Some(p), Some(h)) if p.span().start > h.span().start => p.span(),
+                        _ => second.span(),
+                    };
+                    return Err(self.at(
+                        span,
+                        ConfigErrorKind::ExtensionCredential {
+                            number: number.clone(),
+                            both: true,
+                        },
+                    ));
+                }
+                (None, None) => {
+                    return Err(self.at(
+                        table_span,
+                        ConfigErrorKind::ExtensionCredential {
+                            number: number.clone(),
+                            both: false,
+                        },
+                    ))
+                }
+            };
             let name = match ext.name {
                 None => None,
                 // A display name ends up inside SIP header fields: CR/LF would inject headers.
@@ -692,10 +1226,16 @@ impl Validator<'_> {
                 }
                 Some(name) => Some(name.into_inner()),
             };
+            let networks = match &ext.networks {
+                None => Vec::new(),
+                Some(list) => self.cidrs("extension.networks", list)?,
+            };
             out.push(ExtensionConfig {
                 number: ext_number.into_inner(),
-                password: Secret::new(ext_password.into_inner()),
+                auth_id,
+                credential,
                 name,
+                networks,
             });
         }
         Ok(out)

@@ -10,6 +10,7 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use voxgate_controlplane::config::LocalListener;
+use voxgate_controlplane::security::{IpNet, IpNetError};
 use voxgate_controlplane::sip::Transport;
 
 /// One SIP listener from `sip.listen`: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`,
@@ -159,94 +160,11 @@ pub fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, PortRangeErro
     Ok(first..=last)
 }
 
-/// An IP network (`192.0.2.0/24`, `2001:db8::/32`; a bare address is a /32 or /128).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix_len: u8,
-}
-
-impl Cidr {
-    /// Whether `ip` lies in this network. IPv4-mapped IPv6 addresses count as IPv4, since a
-    /// dual-stack socket reports IPv4 peers that way.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        match (self.network, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = mask_u32(self.prefix_len);
-                u32::from(ip) & mask == u32::from(net)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = mask_u128(self.prefix_len);
-                u128::from(ip) & mask == u128::from(net)
-            }
-            _ => false,
-        }
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix_len)
-    }
-}
-
-fn mask_u32(prefix_len: u8) -> u32 {
-    u32::MAX
-        .checked_shl(32 - u32::from(prefix_len))
-        .unwrap_or(0)
-}
-
-fn mask_u128(prefix_len: u8) -> u128 {
-    u128::MAX
-        .checked_shl(128 - u32::from(prefix_len))
-        .unwrap_or(0)
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CidrError {
-    #[error("expected an IP address or network, like \"192.0.2.0/24\" or \"2001:db8::/32\"")]
-    Syntax,
-    #[error("the prefix length must be at most {max}")]
-    PrefixTooLong { max: u8 },
-    #[error("host bits are set; the network is {network}")]
-    HostBits { network: Cidr },
-}
-
-/// Parses a network. Host bits must be zero, so `192.0.2.1/24` (a likely typo) is refused.
-pub fn parse_cidr(text: &str) -> Result<Cidr, CidrError> {
-    let (addr, prefix) = match text.split_once('/') {
-        Some((addr, prefix)) => (addr, Some(prefix)),
-        None => (text, None),
-    };
-    let network: IpAddr = addr.parse().map_err(|_| CidrError::Syntax)?;
-    let max = if network.is_ipv4() { 32 } else { 128 };
-    let prefix_len = match prefix {
-        None => max,
-        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p
-            .parse::<u8>()
-            .map_err(|_| CidrError::PrefixTooLong { max })?,
-        Some(_) => return Err(CidrError::Syntax),
-    };
-    if prefix_len > max {
-        return Err(CidrError::PrefixTooLong { max });
-    }
-    let masked = match network {
-        IpAddr::V4(v4) => IpAddr::V4((u32::from(v4) & mask_u32(prefix_len)).into()),
-        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & mask_u128(prefix_len)).into()),
-    };
-    let cidr = Cidr {
-        network: masked,
-        prefix_len,
-    };
-    if masked != network {
-        return Err(CidrError::HostBits { network: cidr });
-    }
-    Ok(cidr)
+/// Parses a network (`192.0.2.0/24`, `2001:db8::/32`; a bare address is a /32 or /128).
+/// Host bits must be zero, so `192.0.2.1/24` (a likely typo) is refused. The type is the
+/// control plane's, which the security policy and the registrar match sources against.
+pub fn parse_cidr(text: &str) -> Result<IpNet, IpNetError> {
+    text.parse()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -382,7 +300,8 @@ pub fn check_extension_number(number: &str) -> Result<(), NumberError> {
     Ok(())
 }
 
-/// Shortest SIP password check-config accepts (SEC-09).
+/// Shortest SIP password check-config accepts (SEC-09); `auth.min_password_length` may
+/// only raise it.
 pub const MIN_PASSWORD_CHARS: usize = 12;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -392,21 +311,220 @@ pub enum PasswordError {
     TooShort { chars: usize, min: usize },
     #[error("must not equal the extension number")]
     EqualsNumber,
+    #[error("must not equal the auth ID")]
+    EqualsAuthId,
 }
 
-/// SEC-09: at least 12 characters and not the extension number.
-pub fn check_password(password: &str, number: &str) -> Result<(), PasswordError> {
+/// SEC-09: at least `min` characters and neither the extension number nor its auth ID.
+pub fn check_password(
+    password: &str,
+    min: usize,
+    number: &str,
+    auth_id: &str,
+) -> Result<(), PasswordError> {
     let chars = password.chars().count();
-    if chars < MIN_PASSWORD_CHARS {
-        return Err(PasswordError::TooShort {
-            chars,
-            min: MIN_PASSWORD_CHARS,
-        });
+    if chars < min {
+        return Err(PasswordError::TooShort { chars, min });
     }
     if password == number {
         return Err(PasswordError::EqualsNumber);
     }
+    if password == auth_id {
+        return Err(PasswordError::EqualsAuthId);
+    }
     Ok(())
+}
+
+/// Longest auth ID (digest `username`).
+pub const MAX_AUTH_ID_CHARS: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthIdError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be at most {max} characters")]
+    TooLong { max: usize },
+    #[error(
+        "{found:?} is not allowed: use letters, digits and - _ . ! ~ * ' ( ) & = + $ , ; ? / %"
+    )]
+    Character { found: char },
+}
+
+/// Checks an auth ID, the digest `username` a phone sends (SIG-01, EXT-01): the characters
+/// of an RFC 3261 user part without escapes, so it is the same in a SIP URI, inside a
+/// quoted digest parameter and in `username:realm:password`.
+pub fn check_auth_id(auth_id: &str) -> Result<(), AuthIdError> {
+    if auth_id.is_empty() {
+        return Err(AuthIdError::Empty);
+    }
+    if auth_id.chars().count() > MAX_AUTH_ID_CHARS {
+        return Err(AuthIdError::TooLong {
+            max: MAX_AUTH_ID_CHARS,
+        });
+    }
+    if let Some(found) = auth_id
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/%".contains(c)))
+    {
+        return Err(AuthIdError::Character { found });
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Ha1Error {
+    #[error(
+        "must be 32 hexadecimal digits (MD5 of \"auth_id:realm:password\"), not {chars} characters"
+    )]
+    Length { chars: usize },
+    #[error("must be hexadecimal digits only")]
+    NotHex,
+}
+
+/// Checks an `ha1` value: a hex MD5 digest (RFC 2617 §3.2.2.2). Returns it in lower case,
+/// the form digest computations use.
+pub fn check_ha1(ha1: &str) -> Result<String, Ha1Error> {
+    if ha1.len() != 32 {
+        return Err(Ha1Error::Length {
+            chars: ha1.chars().count(),
+        });
+    }
+    if !ha1.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Ha1Error::NotHex);
+    }
+    Ok(ha1.to_ascii_lowercase())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TextError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be at most {max} characters")]
+    TooLong { max: usize },
+    #[error("must not contain control characters, '\"' or '\\'")]
+    Character,
+}
+
+/// Checks text that goes into a quoted SIP header parameter (`realm`) or is matched
+/// against one (scanner User-Agent patterns): non-empty, bounded, and free of what would
+/// break out of a quoted string or inject a header.
+pub fn check_quoted_text(text: &str, max: usize) -> Result<(), TextError> {
+    if text.is_empty() {
+        return Err(TextError::Empty);
+    }
+    if text.chars().count() > max {
+        return Err(TextError::TooLong { max });
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() || c == '"' || c == '\\')
+    {
+        return Err(TextError::Character);
+    }
+    Ok(())
+}
+
+/// A fraction between 0 and 1 in thousandths (so configs compare exactly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ratio {
+    permille: u16,
+}
+
+impl Ratio {
+    /// `permille` thousandths; at most 1000.
+    pub const fn from_permille(permille: u16) -> Option<Ratio> {
+        if permille <= 1000 {
+            Some(Ratio { permille })
+        } else {
+            None
+        }
+    }
+
+    pub fn permille(self) -> u16 {
+        self.permille
+    }
+}
+
+impl fmt::Display for Ratio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (whole, tenths) = (self.permille / 10, self.permille % 10);
+        if tenths == 0 {
+            write!(f, "{whole}%")
+        } else {
+            write!(f, "{whole}.{tenths}%")
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RatioError {
+    #[error("expected a fraction like 0.8 or a percentage like \"80%\"")]
+    Syntax,
+    #[error("{value} is ambiguous: write {value}% as \"{value}%\", or a fraction like 0.8")]
+    Integer { value: i64 },
+    #[error("must lie between {min} and {max}")]
+    OutOfRange { min: Ratio, max: Ratio },
+}
+
+/// Parses a fraction (`0.8`) into thousandths, rounded, within `min..=max`.
+pub fn ratio_from_fraction(value: f64, min: Ratio, max: Ratio) -> Result<Ratio, RatioError> {
+    if !value.is_finite() || !(0.0..=1.0).contains(&value) {
+        return Err(RatioError::OutOfRange { min, max });
+    }
+    // In 0..=1000 after the check above.
+    let permille = (value * 1000.0).round() as u16;
+    let ratio = Ratio { permille };
+    if ratio < min || ratio > max {
+        return Err(RatioError::OutOfRange { min, max });
+    }
+    Ok(ratio)
+}
+
+/// Parses a percentage (`"80%"`, `"82.5%"`) within `min..=max`.
+pub fn parse_percent(text: &str, min: Ratio, max: Ratio) -> Result<Ratio, RatioError> {
+    let number = text.strip_suffix('%').ok_or(RatioError::Syntax)?;
+    let valid = !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && number.bytes().filter(|&b| b == b'.').count() <= 1
+        && !number.starts_with('.')
+        && !number.ends_with('.');
+    if !valid {
+        return Err(RatioError::Syntax);
+    }
+    let percent: f64 = number.parse().map_err(|_| RatioError::Syntax)?;
+    ratio_from_fraction(percent / 100.0, min, max)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DurationRangeError {
+    #[error("expected MIN-MAX like \"5s-15s\", or one duration like \"10s\"")]
+    Syntax,
+    #[error("{0}")]
+    Duration(#[source] DurationError),
+    #[error("the first duration must not be larger than the second")]
+    Reversed,
+}
+
+/// Parses `"5s-15s"` (inclusive), or `"10s"` meaning exactly that.
+pub fn parse_duration_range(text: &str) -> Result<RangeInclusive<Duration>, DurationRangeError> {
+    let (min, max) = match text.split_once('-') {
+        Some((min, max)) => (min.trim(), max.trim()),
+        None => (text.trim(), text.trim()),
+    };
+    if min.is_empty() || max.is_empty() {
+        return Err(DurationRangeError::Syntax);
+    }
+    let min = parse_duration(min).map_err(DurationRangeError::Duration)?;
+    let max = parse_duration(max).map_err(DurationRangeError::Duration)?;
+    if min > max {
+        return Err(DurationRangeError::Reversed);
+    }
+    Ok(min..=max)
 }
 
 /// A secret (SIP password). `Debug` and `Display` never show it, so a logged config does
@@ -420,7 +538,6 @@ impl Secret {
     }
 
     /// The secret itself, for digest computation. Never log the result.
-    #[allow(dead_code, reason = "read by the Redis store, M11")]
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -564,7 +681,7 @@ mod tests {
         assert!(!net.contains(IpAddr::V4(Ipv4Addr::new(192, 0, 3, 1))));
         assert!(net.contains("::ffff:192.0.2.9".parse().expect("mapped")));
         let host = parse_cidr("198.51.100.7").expect("valid");
-        assert_eq!(host.prefix_len, 32);
+        assert_eq!(host.prefix_len(), 32);
         assert!(host.contains("198.51.100.7".parse().expect("ip")));
         assert!(!host.contains("198.51.100.8".parse().expect("ip")));
         let v6 = parse_cidr("2001:db8::/32").expect("valid");
@@ -572,27 +689,27 @@ mod tests {
         assert!(!v6.contains(IpAddr::V4(Ipv4Addr::LOCALHOST)));
         let all = parse_cidr("0.0.0.0/0").expect("valid");
         assert!(all.contains(IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8))));
-        assert_eq!(parse_cidr("::/0").expect("valid").prefix_len, 0);
+        assert_eq!(parse_cidr("::/0").expect("valid").prefix_len(), 0);
 
         assert!(matches!(
             parse_cidr("192.0.2.1/24"),
-            Err(CidrError::HostBits { network }) if network.to_string() == "192.0.2.0/24"
+            Err(IpNetError::HostBits { network }) if network.to_string() == "192.0.2.0/24"
         ));
         assert_eq!(
             parse_cidr("192.0.2.0/33"),
-            Err(CidrError::PrefixTooLong { max: 32 })
+            Err(IpNetError::PrefixTooLong { max: 32 })
         );
         assert_eq!(
             parse_cidr("2001:db8::/129"),
-            Err(CidrError::PrefixTooLong { max: 128 })
+            Err(IpNetError::PrefixTooLong { max: 128 })
         );
         assert_eq!(
             parse_cidr("192.0.2.0/999"),
-            Err(CidrError::PrefixTooLong { max: 32 })
+            Err(IpNetError::PrefixTooLong { max: 32 })
         );
-        assert_eq!(parse_cidr("192.0.2.0/"), Err(CidrError::Syntax));
-        assert_eq!(parse_cidr("192.0.2.0/-1"), Err(CidrError::Syntax));
-        assert_eq!(parse_cidr("example.com/24"), Err(CidrError::Syntax));
+        assert_eq!(parse_cidr("192.0.2.0/"), Err(IpNetError::Syntax));
+        assert_eq!(parse_cidr("192.0.2.0/-1"), Err(IpNetError::Syntax));
+        assert_eq!(parse_cidr("example.com/24"), Err(IpNetError::Syntax));
     }
 
     #[test]
@@ -673,19 +790,141 @@ mod tests {
 
     #[test]
     fn config_passwords() {
-        assert_eq!(check_password("correct-horse-battery", "100"), Ok(()));
+        let min = MIN_PASSWORD_CHARS;
         assert_eq!(
-            check_password("short", "100"),
+            check_password("correct-horse-battery", min, "100", "100"),
+            Ok(())
+        );
+        assert_eq!(
+            check_password("short", min, "100", "100"),
             Err(PasswordError::TooShort { chars: 5, min: 12 })
         );
         // Characters, not bytes: 11 'é' are 22 bytes but still too short.
         assert_eq!(
-            check_password(&"é".repeat(11), "100"),
+            check_password(&"é".repeat(11), min, "100", "100"),
             Err(PasswordError::TooShort { chars: 11, min: 12 })
         );
         assert_eq!(
-            check_password("100200300400", "100200300400"),
+            check_password("correct-horse-battery", 24, "100", "100"),
+            Err(PasswordError::TooShort { chars: 21, min: 24 })
+        );
+        assert_eq!(
+            check_password("100200300400", min, "100200300400", "alice"),
             Err(PasswordError::EqualsNumber)
+        );
+        assert_eq!(
+            check_password("alice-desk-phone", min, "100", "alice-desk-phone"),
+            Err(PasswordError::EqualsAuthId)
+        );
+    }
+
+    #[test]
+    fn config_auth_ids_and_ha1() {
+        assert_eq!(check_auth_id("100"), Ok(()));
+        assert_eq!(check_auth_id("alice.desk-1_x"), Ok(()));
+        assert_eq!(check_auth_id(""), Err(AuthIdError::Empty));
+        assert_eq!(
+            check_auth_id(&"a".repeat(65)),
+            Err(AuthIdError::TooLong { max: 64 })
+        );
+        for (bad, found) in [
+            ("al ice", ' '),
+            ("al\"ice", '"'),
+            ("a:b", ':'),
+            ("a@b", '@'),
+            ("a\\b", '\\'),
+            ("é", 'é'),
+        ] {
+            assert_eq!(
+                check_auth_id(bad),
+                Err(AuthIdError::Character { found }),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            check_ha1("0123456789ABCDEFabcdef0123456789").as_deref(),
+            Ok("0123456789abcdefabcdef0123456789")
+        );
+        assert_eq!(check_ha1("abc"), Err(Ha1Error::Length { chars: 3 }));
+        assert_eq!(
+            check_ha1("0123456789abcdefabcdef012345678g"),
+            Err(Ha1Error::NotHex)
+        );
+        // 16 two-byte characters are 32 bytes but not 32 digits.
+        assert_eq!(check_ha1(&"é".repeat(16)), Err(Ha1Error::NotHex));
+    }
+
+    #[test]
+    fn config_quoted_text() {
+        assert_eq!(check_quoted_text("pbx.example.test", 253), Ok(()));
+        assert_eq!(check_quoted_text("friendly-scanner", 253), Ok(()));
+        assert_eq!(check_quoted_text("", 253), Err(TextError::Empty));
+        assert_eq!(
+            check_quoted_text("abcd", 3),
+            Err(TextError::TooLong { max: 3 })
+        );
+        for bad in ["a\"b", "a\\b", "a\r\nVia: x", "tab\there"] {
+            assert_eq!(
+                check_quoted_text(bad, 253),
+                Err(TextError::Character),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn config_ratios() {
+        let min = Ratio::from_permille(10).expect("valid");
+        let max = Ratio::from_permille(1000).expect("valid");
+        let r = |p| Ratio::from_permille(p).expect("valid");
+        assert_eq!(ratio_from_fraction(0.8, min, max), Ok(r(800)));
+        assert_eq!(ratio_from_fraction(1.0, min, max), Ok(r(1000)));
+        assert_eq!(ratio_from_fraction(0.8255, min, max), Ok(r(826)));
+        for bad in [0.0, 0.001, 1.01, -0.5, f64::NAN, f64::INFINITY] {
+            assert_eq!(
+                ratio_from_fraction(bad, min, max),
+                Err(RatioError::OutOfRange { min, max }),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_percent("80%", min, max), Ok(r(800)));
+        assert_eq!(parse_percent("82.5%", min, max), Ok(r(825)));
+        assert_eq!(parse_percent("100%", min, max), Ok(r(1000)));
+        assert!(matches!(
+            parse_percent("101%", min, max),
+            Err(RatioError::OutOfRange { .. })
+        ));
+        for bad in [
+            "80", "%", "8 0%", ".5%", "5.%", "1.2.3%", "-5%", "80%%", "eighty%",
+        ] {
+            assert_eq!(
+                parse_percent(bad, min, max),
+                Err(RatioError::Syntax),
+                "{bad}"
+            );
+        }
+        assert_eq!(r(800).to_string(), "80%");
+        assert_eq!(r(825).to_string(), "82.5%");
+        assert_eq!(Ratio::from_permille(1001), None);
+    }
+
+    #[test]
+    fn config_duration_ranges() {
+        let s = Duration::from_secs;
+        assert_eq!(parse_duration_range("5s-15s"), Ok(s(5)..=s(15)));
+        assert_eq!(parse_duration_range("5s - 1m"), Ok(s(5)..=s(60)));
+        assert_eq!(parse_duration_range("10s"), Ok(s(10)..=s(10)));
+        assert_eq!(
+            parse_duration_range("15s-5s"),
+            Err(DurationRangeError::Reversed)
+        );
+        assert_eq!(parse_duration_range("-5s"), Err(DurationRangeError::Syntax));
+        assert_eq!(parse_duration_range("5s-"), Err(DurationRangeError::Syntax));
+        assert_eq!(
+            parse_duration_range("5-15"),
+            Err(DurationRangeError::Duration(DurationError::MissingUnit {
+                number: 5
+            }))
         );
     }
 

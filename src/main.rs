@@ -13,6 +13,7 @@ mod config;
 mod driver;
 mod logging;
 mod metrics;
+mod store;
 mod systemd;
 mod tls;
 

@@ -5,7 +5,9 @@
 //! plain counters in [`EndpointStats`]; the SIP driver hands a snapshot to
 //! [`Metrics::publish_sip`] a few times a second, and a custom collector turns the latest
 //! snapshot into metric families at scrape time, so the packet path never touches an
-//! atomic shared with Prometheus.
+//! atomic shared with Prometheus. The same snapshot carries the registrar and edge-security
+//! numbers of M3 (registrations, bans, overload rejections, authentication failures by
+//! reason), so they need no publishing of their own.
 //!
 //! Does not own: serving HTTP (`admin`), measuring disk space (`admin` sets
 //! [`Metrics::store_disk_free_ratio`] when it checks the store), or deciding when a reload
@@ -263,6 +265,11 @@ struct Families {
     responses: IntCounterVec,
     dropped: IntCounterVec,
     transactions_active: IntGauge,
+    registrations_active: IntGauge,
+    extensions_registered: IntGauge,
+    bans_active: IntGauge,
+    overload_rejections: IntCounter,
+    auth_failures: IntCounterVec,
     uptime: Gauge,
 }
 
@@ -298,6 +305,34 @@ impl Families {
                 "SIP transactions alive now.",
             )
             .expect("static metric definition is valid"),
+            registrations_active: IntGauge::new(
+                "voxgate_registrations_active",
+                "Contact bindings held by the registrar now (SIG-02).",
+            )
+            .expect("static metric definition is valid"),
+            extensions_registered: IntGauge::new(
+                "voxgate_extensions_registered",
+                "Extensions with at least one contact binding now.",
+            )
+            .expect("static metric definition is valid"),
+            bans_active: IntGauge::new(
+                "voxgate_bans_active",
+                "Source addresses (IPv6: /64 networks) banned now (SEC-03, SEC-13).",
+            )
+            .expect("static metric definition is valid"),
+            overload_rejections: IntCounter::new(
+                "voxgate_overload_rejections_total",
+                "New INVITE, REGISTER and SUBSCRIBE requests answered 503 for overload (SEC-15).",
+            )
+            .expect("static metric definition is valid"),
+            auth_failures: IntCounterVec::new(
+                Opts::new(
+                    "voxgate_auth_failures_total",
+                    "Failed digest authentications, by reason (never shown on the wire, SEC-14).",
+                ),
+                &["reason"],
+            )
+            .expect("static metric definition is valid"),
             uptime: Gauge::new(
                 "voxgate_uptime_seconds",
                 "Seconds since the metrics of this process were created (process start).",
@@ -312,6 +347,11 @@ impl Families {
         descs.extend(self.responses.desc().into_iter().cloned());
         descs.extend(self.dropped.desc().into_iter().cloned());
         descs.extend(self.transactions_active.desc().into_iter().cloned());
+        descs.extend(self.registrations_active.desc().into_iter().cloned());
+        descs.extend(self.extensions_registered.desc().into_iter().cloned());
+        descs.extend(self.bans_active.desc().into_iter().cloned());
+        descs.extend(self.overload_rejections.desc().into_iter().cloned());
+        descs.extend(self.auth_failures.desc().into_iter().cloned());
         descs.extend(self.uptime.desc().into_iter().cloned());
         descs
     }
@@ -322,6 +362,11 @@ impl Families {
         families.extend(self.responses.collect());
         families.extend(self.dropped.collect());
         families.extend(self.transactions_active.collect());
+        families.extend(self.registrations_active.collect());
+        families.extend(self.extensions_registered.collect());
+        families.extend(self.bans_active.collect());
+        families.extend(self.overload_rejections.collect());
+        families.extend(self.auth_failures.collect());
         families.extend(self.uptime.collect());
         families
     }
@@ -353,9 +398,27 @@ impl Collector for ScrapeTimeCollector {
                 .with_label_values(&[reason.as_str()])
                 .inc_by(n);
         }
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         families
             .transactions_active
-            .set(i64::try_from(stats.transactions_active).unwrap_or(i64::MAX));
+            .set(gauge(stats.transactions_active));
+        families
+            .registrations_active
+            .set(gauge(stats.registrations_active));
+        families
+            .extensions_registered
+            .set(gauge(stats.aors_registered));
+        families.bans_active.set(gauge(stats.bans_active));
+        families
+            .overload_rejections
+            .inc_by(stats.overload_rejections);
+        // Every reason, zeros included, so alerts see the series before the first failure.
+        for (reason, n) in stats.auth_failures() {
+            families
+                .auth_failures
+                .with_label_values(&[reason])
+                .inc_by(n);
+        }
         families.uptime.set(self.started.elapsed().as_secs_f64());
         families.collect()
     }
@@ -363,6 +426,7 @@ impl Collector for ScrapeTimeCollector {
 
 #[cfg(test)]
 mod tests {
+    use voxgate_controlplane::auth::AuthFailure;
     use voxgate_controlplane::sip::{Method, Transport};
     use voxgate_controlplane::stats::DropReason;
 
@@ -391,6 +455,11 @@ mod tests {
             "voxgate_store_disk_free_ratio",
             "voxgate_sip_dropped_total",
             "voxgate_transactions_active",
+            "voxgate_registrations_active",
+            "voxgate_extensions_registered",
+            "voxgate_bans_active",
+            "voxgate_overload_rejections_total",
+            "voxgate_auth_failures_total",
             "voxgate_uptime_seconds",
         ] {
             assert!(
@@ -492,6 +561,71 @@ mod tests {
             Some(3.0)
         );
         assert_eq!(sample(&text, "voxgate_transactions_active"), Some(0.0));
+    }
+
+    #[test]
+    fn publish_sip_renders_registrar_and_security_numbers() {
+        let metrics = Metrics::new();
+        let text = metrics.render();
+        for failure in AuthFailure::ALL {
+            let series = format!(
+                r#"voxgate_auth_failures_total{{reason="{}"}}"#,
+                failure.as_str()
+            );
+            assert_eq!(sample(&text, &series), Some(0.0), "{series}");
+        }
+        assert_eq!(sample(&text, "voxgate_registrations_active"), Some(0.0));
+        assert_eq!(
+            sample(&text, "voxgate_overload_rejections_total"),
+            Some(0.0)
+        );
+
+        let mut stats = EndpointStats::default();
+        stats.registrations_active = 1000;
+        stats.aors_registered = 400;
+        stats.bans_active = 2;
+        stats.overload_rejections = 17;
+        stats.count_auth_failure(AuthFailure::WrongResponse);
+        stats.count_auth_failure(AuthFailure::WrongResponse);
+        stats.count_auth_failure(AuthFailure::UnknownUser);
+        stats.count_drop(DropReason::ALL[DropReason::ALL.len() - 1]);
+        metrics.publish_sip(&stats);
+        let text = metrics.render();
+        assert_eq!(sample(&text, "voxgate_registrations_active"), Some(1000.0));
+        assert_eq!(sample(&text, "voxgate_extensions_registered"), Some(400.0));
+        assert_eq!(sample(&text, "voxgate_bans_active"), Some(2.0));
+        assert_eq!(
+            sample(&text, "voxgate_overload_rejections_total"),
+            Some(17.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                &format!(
+                    r#"voxgate_auth_failures_total{{reason="{}"}}"#,
+                    AuthFailure::WrongResponse.as_str()
+                )
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                &format!(
+                    r#"voxgate_auth_failures_total{{reason="{}"}}"#,
+                    AuthFailure::UnknownUser.as_str()
+                )
+            ),
+            Some(1.0)
+        );
+        let last = DropReason::ALL[DropReason::ALL.len() - 1];
+        assert_eq!(
+            sample(
+                &text,
+                &format!(r#"voxgate_sip_dropped_total{{reason="{}"}}"#, last.as_str())
+            ),
+            Some(1.0)
+        );
     }
 
     #[test]

@@ -14,14 +14,22 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::auth::DigestAuth;
 use crate::config::EndpointConfig;
 use crate::error::RequestError;
+use crate::registrar::{Registrar, RegistrarEvent};
+use crate::security::{
+    Admission, Ban, EdgeSecurity, SecurityDrop, SecurityEvent, SourceVerdict, Trust,
+};
 use crate::sip::{
     reason_phrase, HeaderName, Host, Message, Method, ParseError, ResponseBuilder, Transport, Uri,
     Via,
 };
 use crate::stats::{DropReason, EndpointStats};
-use crate::transaction::{ClientInput, ServerInput, TransactionEvent, Transactions};
+use crate::transaction::{ClientInput, ServerInput, TransactionEvent, Transactions, TxId};
+
+mod keepalive;
+mod registration;
 
 /// A stream connection, as numbered by the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -56,6 +64,11 @@ pub struct Transmit {
 pub enum EndpointEvent {
     /// Close the connection: its framing can no longer be trusted.
     CloseConnection(ConnId),
+    /// A binding changed: the store writes or deletes it before the transmits that follow
+    /// are sent (a 200 to a REGISTER must never outlive a crash unstored).
+    Registrar(Box<RegistrarEvent>),
+    /// A ban started or ended: the store keeps bans across restarts (SEC-08).
+    Security(SecurityEvent),
 }
 
 /// The sans-IO SIP endpoint.
@@ -67,6 +80,18 @@ pub struct Endpoint {
     events: VecDeque<EndpointEvent>,
     stats: EndpointStats,
     transactions: Transactions,
+    auth: DigestAuth,
+    registrar: Registrar,
+    security: EdgeSecurity,
+    /// Keep-alive OPTIONS in flight, by client transaction.
+    keepalives: std::collections::HashMap<TxId, crate::registrar::Flow>,
+    /// Keep-alives the registrar asked for, to send at the end of the current input.
+    pending_keepalives: Vec<(crate::registrar::Flow, String, String)>,
+    /// `(instant, unix seconds)` read together by the driver: digest nonces carry wall-clock
+    /// time so they stay checkable across a restart.
+    wall_anchor: Option<(Instant, u64)>,
+    /// How full the driver's input queue is (0..=1), for overload decisions (SEC-15).
+    queue_fill: f32,
 }
 
 /// Methods voxgate answers in an `Allow` header (FEATURES SIG-07).
@@ -87,13 +112,102 @@ impl Endpoint {
             events: VecDeque::new(),
             stats: EndpointStats::default(),
             transactions: Transactions::new(config.timers),
+            auth: digest_auth(&config),
+            registrar: Registrar::new(config.registrar.clone()),
+            security: EdgeSecurity::with_seed(config.security.clone(), seed.rotate_left(17)),
+            keepalives: std::collections::HashMap::new(),
+            pending_keepalives: Vec::new(),
+            wall_anchor: None,
+            queue_fill: 0.0,
             config,
         }
+    }
+
+    /// Tell the endpoint what wall-clock time (unix seconds) `at` is. The driver calls it at
+    /// start; digest nonces need wall-clock time, everything else runs on `Instant`.
+    pub fn set_wall_clock(&mut self, at: Instant, unix_secs: u64) {
+        self.wall_anchor = Some((at, unix_secs));
+        // A request captured before a restart must not be replayable after it.
+        self.auth.forget_nonces_before(unix_secs);
+    }
+
+    /// How full the driver's input queue is (0..=1) for this batch (SEC-15).
+    pub fn set_queue_fill(&mut self, fill: f32) {
+        self.queue_fill = fill;
+    }
+
+    /// Load the bindings and bans the store kept; expired ones are dropped (and reported as
+    /// events so the store prunes them).
+    pub fn restore(
+        &mut self,
+        now: Instant,
+        bindings: Vec<crate::registrar::Binding>,
+        bans: Vec<Ban>,
+    ) {
+        self.registrar.restore(now, bindings);
+        self.security.restore_bans(now, bans);
+        self.drain_components();
+    }
+
+    /// The registrar's bindings, for the API.
+    pub fn registrations(&self) -> impl Iterator<Item = &crate::registrar::Binding> {
+        self.registrar.all()
+    }
+
+    /// Active bans, for the API.
+    pub fn bans(&self) -> impl Iterator<Item = &Ban> {
+        self.security.bans()
+    }
+
+    /// Lift a ban (operator action through the API). Returns whether there was one.
+    pub fn unban(&mut self, ip: IpAddr) -> bool {
+        let lifted = self.security.unban(ip);
+        self.drain_components();
+        lifted
+    }
+
+    /// The driver closed connection `conn` (or lost it): bindings on it are gone.
+    pub fn handle_connection_closed(&mut self, now: Instant, conn: ConnId) {
+        self.registrar.handle_flow_closed(now, conn);
+        self.drain_components();
+    }
+
+    fn now_unix(&self, now: Instant) -> u64 {
+        match self.wall_anchor {
+            Some((at, unix)) => unix + now.saturating_duration_since(at).as_secs(),
+            None => 0,
+        }
+    }
+
+    /// Move the components' events into the endpoint's queue and refresh the gauges.
+    fn drain_components(&mut self) {
+        while let Some(e) = self.registrar.poll_event() {
+            match e {
+                RegistrarEvent::KeepAlive { flow, aor, contact } => {
+                    self.pending_keepalives.push((flow, aor, contact))
+                }
+                other => self
+                    .events
+                    .push_back(EndpointEvent::Registrar(Box::new(other))),
+            }
+        }
+        while let Some(e) = self.security.poll_event() {
+            self.events.push_back(EndpointEvent::Security(e));
+        }
+        self.stats.registrations_active = self.registrar.len() as u64;
+        self.stats.aors_registered = self.registrar.registered_aors() as u64;
+        self.stats.bans_active = self.security.bans().count() as u64;
+        self.stats.transactions_active = self.transactions.len() as u64;
     }
 
     /// Apply a new configuration (after a reload). Transactions in progress keep going.
     pub fn set_config(&mut self, config: EndpointConfig) {
         self.transactions.set_timers(config.timers);
+        if config.auth != self.config.auth || config.auth_secret != self.config.auth_secret {
+            self.auth = digest_auth(&config);
+        }
+        self.registrar.set_config(config.registrar.clone());
+        self.security.set_config(config.security.clone());
         self.config = config;
     }
 
@@ -107,21 +221,50 @@ impl Endpoint {
 
     /// One UDP datagram.
     pub fn handle_datagram(&mut self, now: Instant, peer: Peer, data: Bytes) {
+        let Some(trust) = self.admit_source(now, peer) else {
+            return;
+        };
         if data.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
             // RFC 5626 §4.4.1 STUN-less keep-alives ("\r\n\r\n") and empty datagrams.
             self.stats.count_drop(DropReason::KeepAlive);
             return;
         }
         match Message::parse_datagram(data, &self.config.limits) {
-            Ok(msg) => self.handle_message(now, peer, msg),
+            Ok(msg) => self.handle_message(now, peer, trust, msg),
             Err(e) => self.count_parse_error(e),
         }
+        self.after_input(now);
+    }
+
+    /// Block list, bans and flood limits, before any parsing (SEC-03, SEC-04, SEC-13).
+    fn admit_source(&mut self, now: Instant, peer: Peer) -> Option<Trust> {
+        match self.security.check_source(now, peer.remote.ip()) {
+            SourceVerdict::Trusted => Some(Trust::Trusted),
+            SourceVerdict::Untrusted => Some(Trust::Untrusted),
+            SourceVerdict::Drop(reason) => {
+                self.stats.count_drop(security_drop(reason));
+                if reason == SecurityDrop::Flood {
+                    tracing::warn!(source = %peer.remote.ip(), "flood: source banned");
+                }
+                self.drain_components();
+                None
+            }
+        }
+    }
+
+    /// Work that follows every input: keep-alives asked for, events, gauges.
+    fn after_input(&mut self, now: Instant) {
+        self.drain_components();
+        self.send_keepalives(now);
     }
 
     /// One message cut from a TCP/TLS stream by the framer.
     pub fn handle_stream_message(&mut self, now: Instant, peer: Peer, data: Bytes) {
+        let Some(trust) = self.admit_source(now, peer) else {
+            return;
+        };
         match Message::parse_framed(data, &self.config.limits) {
-            Ok(msg) => self.handle_message(now, peer, msg),
+            Ok(msg) => self.handle_message(now, peer, trust, msg),
             Err(e) => {
                 self.count_parse_error(e);
                 if let Some(conn) = peer.conn {
@@ -129,6 +272,7 @@ impl Endpoint {
                 }
             }
         }
+        self.after_input(now);
     }
 
     /// Timers: nothing runs on timers yet beyond transactions (added with the transaction
@@ -136,15 +280,29 @@ impl Endpoint {
     /// Run the timers that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.transactions.handle_timeout(now);
+        self.drain_transaction_events(now);
+        self.registrar.handle_timeout(now);
+        self.security.handle_timeout(now);
+        self.after_input(now);
+    }
+
+    fn drain_transaction_events(&mut self, now: Instant) {
         while let Some(event) = self.transactions.poll_event() {
             match event {
-                TransactionEvent::Terminated { .. } => {}
+                TransactionEvent::Terminated { tx } => {
+                    // A keep-alive that ended without an answer reaching us.
+                    if let Some(flow) = self.keepalives.remove(&tx) {
+                        self.keepalive_result(now, flow, false);
+                    }
+                }
                 TransactionEvent::Timeout { tx, timer } => {
                     tracing::debug!(%tx, %timer, "transaction timed out");
+                    if let Some(flow) = self.keepalives.remove(&tx) {
+                        self.keepalive_result(now, flow, false);
+                    }
                 }
             }
         }
-        self.stats.transactions_active = self.transactions.len() as u64;
     }
 
     /// The next message to send. Every response sent is counted here, retransmissions and
@@ -168,7 +326,14 @@ impl Endpoint {
 
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.transactions.poll_timeout()
+        [
+            self.transactions.poll_timeout(),
+            self.registrar.poll_timeout(),
+            self.security.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn count_parse_error(&mut self, e: ParseError) {
@@ -182,22 +347,33 @@ impl Endpoint {
         self.stats.count_drop(reason);
     }
 
-    fn handle_message(&mut self, now: Instant, peer: Peer, msg: Message) {
+    fn handle_message(&mut self, now: Instant, peer: Peer, trust: Trust, msg: Message) {
         match msg.method().cloned() {
             Some(method) => {
                 self.stats.count_request(&method, peer.transport);
-                self.handle_request(now, peer, method, msg);
+                self.handle_request(now, peer, trust, method, msg);
             }
             None => match self.transactions.handle_response(now, msg) {
-                ClientInput::Response { .. } | ClientInput::Absorbed { .. } => {}
-                // voxgate sends no requests of its own before M3: nothing can match.
+                ClientInput::Response { tx, .. } => {
+                    if let Some(flow) = self.keepalives.remove(&tx) {
+                        self.keepalive_result(now, flow, true);
+                    }
+                }
+                ClientInput::Absorbed { .. } => {}
                 _ => self.stats.count_drop(DropReason::StrayResponse),
             },
         }
-        self.stats.transactions_active = self.transactions.len() as u64;
+        self.drain_transaction_events(now);
     }
 
-    fn handle_request(&mut self, now: Instant, peer: Peer, method: Method, msg: Message) {
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        trust: Trust,
+        method: Method,
+        msg: Message,
+    ) {
         // Without any Via nobody could match an answer. A Via that is there but malformed
         // (RFC 4475 badinv01, badvers) still gets its 400/505, sent to the packet's source.
         if msg.first(HeaderName::Via).is_none() {
@@ -209,6 +385,15 @@ impl Endpoint {
             self.stats.count_drop(DropReason::Unroutable);
             return;
         };
+        if trust == Trust::Untrusted {
+            let scanner = msg
+                .first(HeaderName::UserAgent)
+                .is_some_and(|ua| self.security.check_user_agent(&ua.value));
+            if scanner {
+                self.stats.count_drop(DropReason::Scanner);
+                return;
+            }
+        }
         let reply_to = Peer { remote, ..peer };
         let mut msg = msg;
         if let Some(via) = &via {
@@ -234,9 +419,12 @@ impl Endpoint {
             self.stats.count_drop(DropReason::StrayAck);
             return;
         }
-        let response = match self.validate(&msg, &method) {
-            Ok(target) => self.answer(method, target, &msg),
-            Err(err) => self.rejection(&msg, &err),
+        let response = match self.admit_new(now, peer, trust, &method, &msg, tx.is_some()) {
+            Some(busy) => busy,
+            None => match self.validate(&msg, &method) {
+                Ok(target) => self.answer(now, peer, trust, method, target, &msg),
+                Err(err) => self.rejection(&msg, &err),
+            },
         };
         match tx {
             Some(tx) => {
@@ -364,8 +552,17 @@ impl Endpoint {
     }
 
     /// The answer to a valid request.
-    fn answer(&mut self, method: Method, target: Target, msg: &Message) -> Message {
+    fn answer(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        trust: Trust,
+        method: Method,
+        target: Target,
+        msg: &Message,
+    ) -> Message {
         match (&method, target) {
+            (Method::Register, _) => self.register(now, peer, msg),
             (Method::Options, Target::Myself) => self
                 .response(msg, 200)
                 .header(HeaderName::Allow, ALLOW)
@@ -376,12 +573,74 @@ impl Endpoint {
             // No dialogs exist yet (the B2BUA is M5): in-dialog requests and requests that
             // only make sense inside one have nothing to match (RFC 3261 §12.2.2, §15.1.2).
             (m, _) if is_dialog_bound(m, msg) => self.response(msg, 481).build(),
-            // Later milestones route these; until then nothing behind voxgate can take them.
-            _ => self
-                .response(msg, 480)
-                .raw_header("Warning", "399 voxgate \"No route for this request\"")
-                .build(),
+            // SEC-14: a request that would reach a user is challenged, whoever the user is
+            // (never a 404 that tells a scanner which extensions exist).
+            (
+                Method::Invite
+                | Method::Subscribe
+                | Method::Message
+                | Method::Refer
+                | Method::Publish,
+                _,
+            ) if trust == Trust::Untrusted => {
+                match self.authenticate(now, peer, msg, HeaderName::ProxyAuthorization) {
+                    Ok(_user) => self.no_route(msg),
+                    Err(challenge_or_refusal) => *challenge_or_refusal,
+                }
+            }
+            _ => self.no_route(msg),
         }
+    }
+
+    /// Later milestones route calls; until then nothing behind voxgate can take them.
+    fn no_route(&mut self, msg: &Message) -> Message {
+        self.response(msg, 480)
+            .raw_header("Warning", "399 voxgate \"No route for this request\"")
+            .build()
+    }
+
+    /// SEC-15 overload and the per-source transaction budget, for requests that start
+    /// something new. `Some(response)` when the request is turned away with a 503.
+    fn admit_new(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        trust: Trust,
+        method: &Method,
+        msg: &Message,
+        new_transaction: bool,
+    ) -> Option<Message> {
+        if !new_transaction || matches!(method, Method::Ack | Method::Cancel) {
+            return None;
+        }
+        let in_dialog = msg.to().is_ok_and(|t| t.tag().is_some());
+        let retry_after = if trust == Trust::Untrusted
+            && !in_dialog
+            && !self.security.admit_transaction(now, peer.remote.ip())
+        {
+            self.stats.count_drop(DropReason::RateLimited);
+            Some(5)
+        } else {
+            match self
+                .security
+                .admit_new_request(now, method, in_dialog, trust, self.queue_fill)
+            {
+                Admission::Admitted => None,
+                Admission::Reject503 {
+                    retry_after_secs,
+                    reason,
+                } => {
+                    self.stats.overload_rejections += 1;
+                    tracing::debug!(?reason, "overload: new request turned away");
+                    Some(retry_after_secs)
+                }
+            }
+        }?;
+        Some(
+            self.response(msg, 503)
+                .header(HeaderName::RetryAfter, retry_after.to_string())
+                .build(),
+        )
     }
 
     /// RFC 3261 §9.2: a CANCEL that matches an INVITE transaction gets 200, one that
@@ -442,11 +701,20 @@ impl Endpoint {
 
     /// A fresh tag or branch suffix: 64 random bits in hex (splitmix64 over the seed).
     fn new_tag(&mut self) -> String {
+        self.next_random_hex()
+    }
+
+    fn next_random_hex(&mut self) -> String {
+        format!("{:016x}", self.next_random())
+    }
+
+    /// splitmix64 over the seed: tags, branches and nonce salt need uniqueness, not secrecy.
+    fn next_random(&mut self) -> u64 {
         self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.rng;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        format!("{:016x}", z ^ (z >> 31))
+        z ^ (z >> 31)
     }
 }
 
@@ -509,6 +777,31 @@ fn replace_top_via(msg: &mut Message, top: Bytes) {
         joined.extend_from_slice(rest);
     }
     header.value = Bytes::from(joined);
+}
+
+fn digest_auth(config: &EndpointConfig) -> DigestAuth {
+    DigestAuth::new(config.auth.clone(), config.auth_secret).unwrap_or_else(|e| {
+        // The binary validates the digest settings; a library caller that gets them wrong
+        // still gets a working endpoint with the defaults.
+        tracing::error!(error = %e, "invalid digest settings; using the defaults");
+        let fallback = crate::auth::DigestConfig {
+            realm: config.domain.clone(),
+            ..Default::default()
+        };
+        DigestAuth::new(fallback.clone(), config.auth_secret)
+            .or_else(|_| DigestAuth::new(crate::auth::DigestConfig::default(), config.auth_secret))
+            .expect("the default digest configuration is valid (a unit test checks it)")
+    })
+}
+
+fn security_drop(reason: SecurityDrop) -> DropReason {
+    match reason {
+        SecurityDrop::Blocked => DropReason::Blocked,
+        SecurityDrop::Banned => DropReason::Banned,
+        SecurityDrop::Flood => DropReason::Flood,
+        SecurityDrop::Scanner => DropReason::Scanner,
+        SecurityDrop::RateLimited => DropReason::RateLimited,
+    }
 }
 
 /// The status code of a serialised response (`SIP/2.0 NNN ...`), without parsing it.

@@ -51,8 +51,8 @@ pub struct AuthFailConfig {
 pub struct FloodConfig {
     /// `security.flood.requests`. Default 30.
     pub requests: u32,
-    /// `security.flood.window`. Default 2 s. Counted in eighths, so a request up to one
-    /// eighth of a window older than `window` may still count (never one less).
+    /// `security.flood.window`. Default 2 s. Counted in sixteenths, so a request up to one
+    /// sixteenth of a window older than `window` may still count (never one less).
     pub window: Duration,
     /// `security.flood.ban`. Default 300 s.
     pub ban: Duration,

@@ -47,16 +47,16 @@ impl Tracked for SourceState {
 #[derive(Debug, Clone, Copy)]
 struct Limits {
     flood_slot: Duration,
-    rate: f32,
-    burst: f32,
+    rate: u32,
+    burst: u32,
 }
 
 impl Limits {
     fn of(config: &SecurityConfig) -> Limits {
         Limits {
             flood_slot: SlidingCounter::slot_for(config.flood.window),
-            rate: config.transactions.rate.get() as f32,
-            burst: config.transactions.burst.get() as f32,
+            rate: config.transactions.rate.get(),
+            burst: config.transactions.burst.get(),
         }
     }
 

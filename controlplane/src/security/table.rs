@@ -65,6 +65,7 @@ impl<V: Tracked> SourceTable<V> {
         make: impl FnOnce() -> V,
         mut idle: impl FnMut(&mut V) -> bool,
     ) -> &mut V {
+        // Below the cap this is one hash lookup; only a full table pays for a second.
         if self.map.len() >= self.cap && !self.map.contains_key(&key) {
             self.map.retain(|_, v| !idle(v));
             let target = self.cap - (self.cap / 8).max(1);

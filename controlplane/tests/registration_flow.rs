@@ -1,0 +1,332 @@
+//! Registration through the whole endpoint under virtual time: challenge, digest answer,
+//! binding, store events, keep-alives, brute-force ban, anti-enumeration (SIG-01, SIG-03,
+//! SIG-14, SIG-15, SEC-03, SEC-14).
+
+// Tests read the clock once, as a virtual epoch; everything after is virtual time.
+#![allow(clippy::disallowed_methods)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use voxgate_controlplane::auth::client::{authorization_value, DigestAnswer};
+use voxgate_controlplane::auth::Credential;
+use voxgate_controlplane::config::{LocalListener, MessageLimits, User};
+use voxgate_controlplane::endpoint::{EndpointEvent, Peer};
+use voxgate_controlplane::registrar::RegistrarEvent;
+use voxgate_controlplane::security::IpNet;
+use voxgate_controlplane::sip::{HeaderName, Message, Method, Transport};
+use voxgate_controlplane::stats::DropReason;
+use voxgate_controlplane::{Endpoint, EndpointConfig};
+
+const LOCAL: &str = "127.0.0.1:5060";
+const PASSWORD: &str = "correct-horse-battery";
+
+fn endpoint() -> Endpoint {
+    let local: SocketAddr = LOCAL.parse().unwrap();
+    let mut config = EndpointConfig {
+        domain: "voxgate.test".into(),
+        listeners: vec![LocalListener {
+            transport: Transport::Udp,
+            addr: local,
+        }],
+        ..EndpointConfig::default()
+    };
+    config.auth.realm = "voxgate.test".into();
+    config.users = vec![
+        User {
+            number: "100".into(),
+            auth_id: "100".into(),
+            credential: Credential::password(PASSWORD),
+            networks: Vec::new(),
+        },
+        User {
+            number: "101".into(),
+            auth_id: "alice-desk".into(),
+            credential: Credential::password(PASSWORD),
+            networks: vec!["10.0.0.0/8".parse::<IpNet>().unwrap()],
+        },
+    ];
+    let mut ep = Endpoint::new(config, 9);
+    ep.set_wall_clock(Instant::now(), 1_800_000_000);
+    ep
+}
+
+fn peer(ip: &str, port: u16) -> Peer {
+    Peer {
+        transport: Transport::Udp,
+        remote: SocketAddr::new(ip.parse().unwrap(), port),
+        local: LOCAL.parse().unwrap(),
+        conn: None,
+    }
+}
+
+fn register(ext: &str, cseq: u32, call_id: &str, port: u16, auth: Option<&str>) -> Bytes {
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    Bytes::from(format!(
+        "REGISTER sip:voxgate.test SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 192.168.1.20:{port};branch=z9hG4bK{call_id}{cseq};rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:{ext}@voxgate.test>;tag=f{call_id}\r\n\
+         To: <sip:{ext}@voxgate.test>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\n\
+         Contact: <sip:{ext}@192.168.1.20:{port}>\r\nExpires: 600\r\nUser-Agent: test-phone/1\r\n\
+         {auth}Content-Length: 0\r\n\r\n"
+    ))
+}
+
+fn send(ep: &mut Endpoint, now: Instant, from: Peer, bytes: Bytes) -> Vec<Message> {
+    ep.handle_datagram(now, from, bytes);
+    let mut out = Vec::new();
+    while let Some(t) = ep.poll_transmit() {
+        out.push(Message::parse_datagram(t.payload, &MessageLimits::default()).unwrap());
+    }
+    out
+}
+
+fn events(ep: &mut Endpoint) -> Vec<EndpointEvent> {
+    std::iter::from_fn(|| ep.poll_event()).collect()
+}
+
+/// Answer the first challenge of a 401 as a phone would.
+fn answer(challenge: &Message, user: &str, password: &str, nc: u32) -> String {
+    let params = challenge.auth(HeaderName::WwwAuthenticate).unwrap();
+    let answer = DigestAnswer {
+        username: user,
+        password,
+        method: &Method::Register,
+        uri: "sip:voxgate.test",
+        cnonce: "0a4f113b",
+        nc,
+    };
+    authorization_value(&params[0], &answer).unwrap()
+}
+
+#[test]
+fn sig01_challenge_then_register_then_bound() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    let phone = peer("203.0.113.7", 40_000);
+    let got = send(&mut ep, now, phone, register("100", 1, "reg1", 5062, None));
+    assert_eq!(got[0].code(), Some(401));
+    let challenges = got[0].auth(HeaderName::WwwAuthenticate).unwrap();
+    let algorithms: Vec<_> = challenges
+        .iter()
+        .map(|c| c.unquoted("algorithm").unwrap().to_vec())
+        .collect();
+    assert_eq!(
+        algorithms,
+        [b"MD5".to_vec(), b"SHA-256".to_vec()],
+        "MD5 first, SHA-256 alongside"
+    );
+    let auth = answer(&got[0], "100", PASSWORD, 1);
+    let got = send(
+        &mut ep,
+        now,
+        phone,
+        register("100", 2, "reg1", 5062, Some(&auth)),
+    );
+    assert_eq!(got[0].code(), Some(200));
+    let contact = &got[0].first(HeaderName::Contact).unwrap().value;
+    assert!(
+        contact.starts_with(b"<sip:100@192.168.1.20:5062>;expires=600"),
+        "{contact:?}"
+    );
+    let bound: Vec<_> = events(&mut ep)
+        .into_iter()
+        .filter_map(|e| match e {
+            EndpointEvent::Registrar(r) => match *r {
+                RegistrarEvent::Bound(b) => Some(b),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(bound.len(), 1);
+    assert_eq!(
+        bound[0].flow.remote, phone.remote,
+        "the flow is where it came from (NAT)"
+    );
+    assert_eq!(ep.stats().registrations_active, 1);
+    assert_eq!(ep.registrations().count(), 1);
+}
+
+#[test]
+fn sig14_udp_contacts_get_keepalives_over_their_flow() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    let phone = peer("203.0.113.7", 40_000);
+    let got = send(&mut ep, now, phone, register("100", 1, "ka", 5062, None));
+    let auth = answer(&got[0], "100", PASSWORD, 1);
+    assert_eq!(
+        send(
+            &mut ep,
+            now,
+            phone,
+            register("100", 2, "ka", 5062, Some(&auth))
+        )[0]
+        .code(),
+        Some(200)
+    );
+    ep.handle_timeout(now + Duration::from_secs(31));
+    let t = ep
+        .poll_transmit()
+        .expect("an OPTIONS keep-alive after 30 s");
+    assert_eq!(
+        t.destination, phone.remote,
+        "to the observed source, not the Contact"
+    );
+    let ping = Message::parse_datagram(t.payload, &MessageLimits::default()).unwrap();
+    assert_eq!(ping.method(), Some(&Method::Options));
+}
+
+#[test]
+fn sec14_known_and_unknown_users_look_the_same() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    let phone = peer("203.0.113.9", 40_000);
+    let known = send(&mut ep, now, phone, register("100", 1, "k", 5062, None));
+    let unknown = send(&mut ep, now, phone, register("999999", 1, "u", 5062, None));
+    assert_eq!(known[0].code(), unknown[0].code());
+    let shape = |m: &Message| {
+        m.auth(HeaderName::WwwAuthenticate)
+            .unwrap()
+            .iter()
+            .map(|c| c.params.iter().map(|p| p.name.to_vec()).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(shape(&known[0]), shape(&unknown[0]));
+    // Wrong credentials: 403 for both.
+    let a1 = answer(&known[0], "100", "wrong-password-1", 1);
+    let a2 = answer(&unknown[0], "999999", "wrong-password-1", 1);
+    let r1 = send(
+        &mut ep,
+        now,
+        phone,
+        register("100", 2, "k", 5062, Some(&a1)),
+    );
+    let r2 = send(
+        &mut ep,
+        now,
+        phone,
+        register("999999", 2, "u", 5062, Some(&a2)),
+    );
+    assert_eq!((r1[0].code(), r2[0].code()), (Some(403), Some(403)));
+    assert_eq!(
+        r1[0].status_line().unwrap().reason,
+        r2[0].status_line().unwrap().reason
+    );
+}
+
+#[test]
+fn sec03_repeated_failures_ban_the_source_but_not_others() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    let attacker = peer("198.51.100.66", 5060);
+    for i in 0..4u32 {
+        let got = send(
+            &mut ep,
+            now,
+            attacker,
+            register("100", 2 * i + 1, &format!("bf{i}"), 5062, None),
+        );
+        assert_eq!(got[0].code(), Some(401));
+        let auth = answer(&got[0], "100", "guess-guess-guess", 1);
+        let got = send(
+            &mut ep,
+            now,
+            attacker,
+            register("100", 2 * i + 2, &format!("bf{i}"), 5062, Some(&auth)),
+        );
+        assert_eq!(got[0].code(), Some(403));
+    }
+    assert_eq!(
+        ep.stats().bans_active,
+        1,
+        "the 4th failure for one account bans the source"
+    );
+    assert!(
+        send(
+            &mut ep,
+            now,
+            attacker,
+            register("100", 99, "after", 5062, None)
+        )
+        .is_empty(),
+        "dropped silently"
+    );
+    assert!(ep.stats().dropped_for(DropReason::Banned) >= 1);
+    assert!(ep.bans().any(|b| b.ip == attacker.remote.ip()));
+    // The real phone elsewhere still registers.
+    let phone = peer("203.0.113.7", 40_000);
+    let got = send(&mut ep, now, phone, register("100", 1, "ok", 5062, None));
+    let auth = answer(&got[0], "100", PASSWORD, 1);
+    assert_eq!(
+        send(
+            &mut ep,
+            now,
+            phone,
+            register("100", 2, "ok", 5062, Some(&auth))
+        )[0]
+        .code(),
+        Some(200)
+    );
+    // An operator lifts the ban.
+    assert!(ep.unban(attacker.remote.ip()));
+    assert_eq!(
+        send(
+            &mut ep,
+            now,
+            attacker,
+            register("100", 100, "again", 5062, None)
+        )[0]
+        .code(),
+        Some(401)
+    );
+}
+
+#[test]
+fn sig15_networks_and_aor_ownership() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    let outside = peer("203.0.113.7", 40_000);
+    // Extension 101 authenticates as "alice-desk" but may only register from 10/8.
+    let got = send(&mut ep, now, outside, register("101", 1, "n1", 5062, None));
+    let auth = answer(&got[0], "alice-desk", PASSWORD, 1);
+    assert_eq!(
+        send(
+            &mut ep,
+            now,
+            outside,
+            register("101", 2, "n1", 5062, Some(&auth))
+        )[0]
+        .code(),
+        Some(403)
+    );
+    let inside = peer("10.1.2.3", 40_000);
+    let got = send(&mut ep, now, inside, register("101", 1, "n2", 5062, None));
+    let auth = answer(&got[0], "alice-desk", PASSWORD, 1);
+    assert_eq!(
+        send(
+            &mut ep,
+            now,
+            inside,
+            register("101", 2, "n2", 5062, Some(&auth))
+        )[0]
+        .code(),
+        Some(200)
+    );
+    // 100's credentials cannot register 101.
+    let got = send(&mut ep, now, inside, register("101", 1, "n3", 5062, None));
+    let auth = answer(&got[0], "100", PASSWORD, 1);
+    assert_eq!(
+        send(
+            &mut ep,
+            now,
+            inside,
+            register("101", 2, "n3", 5062, Some(&auth))
+        )[0]
+        .code(),
+        Some(403)
+    );
+}

@@ -1,16 +1,22 @@
 //! Admin HTTP API on `[admin] listen` (ARCHITECTURE "Admin HTTP", FEATURES MON-02, SEC-01).
 //!
 //! Owns the HTTP server thread (tiny_http; no hand-written HTTP), routing, the JSON bodies
-//! and the health verdict: `GET /metrics`, `GET /api/v1/health`, `POST /api/v1/reload`.
+//! and the health verdict: `GET /metrics`, `GET /api/v1/health`, `POST /api/v1/reload`,
+//! `GET /api/v1/registrations`, `GET /api/v1/bans` and `DELETE /api/v1/bans/{ip}`.
 //! Unknown paths answer 404, known paths with the wrong method 405 with `Allow`, always
 //! with a JSON body.
 //!
-//! Does not own: what a reload does (the `reload` callback from `main` parses, swaps and
-//! counts it), the metric definitions (`metrics`), or the registrations/calls/CDR
-//! endpoints (later milestones). The admin listener is meant for loopback (SEC-01); it has
-//! no authentication of its own yet.
+//! Registrations and bans live in the SIP driver thread. The admin thread never asks it
+//! for them: the driver publishes snapshots ([`RegistrationView`], [`BanView`]) into the
+//! `ArcSwap`s of [`AdminState`] a few times a second, and a request reads the latest one,
+//! so a listing is at most one publication old. Lifting a ban is a command to the driver
+//! ([`AdminState::unban`]).
+//!
+//! Does not own: what a reload or an unban does (callbacks from `main`), the metric
+//! definitions (`metrics`), or the calls/CDR endpoints (later milestones). The admin
+//! listener is meant for loopback (SEC-01); it has no authentication of its own yet.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,8 +24,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
+use serde::Serialize;
 use serde_json::json;
 use tiny_http::{Header, Method, Request, Response, Server};
+use voxgate_controlplane::registrar::Binding;
+use voxgate_controlplane::security::Ban;
 
 use crate::metrics::{self, Metrics};
 
@@ -45,6 +55,77 @@ pub struct AdminState {
     /// worker silent for 2 s") and store availability (Redis) register here once those
     /// components exist; in M2 there are no media workers, so none is registered.
     pub health_checks: Vec<Box<dyn HealthCheck>>,
+    /// The registrar's bindings as last published by the driver (`GET
+    /// /api/v1/registrations`). Empty until the first publication.
+    pub registrations: Arc<ArcSwap<Vec<RegistrationView>>>,
+    /// The bans in force as last published by the driver (`GET /api/v1/bans`).
+    pub bans: Arc<ArcSwap<Vec<BanView>>>,
+    /// Lifts the ban of an address (`DELETE /api/v1/bans/{ip}`): `Ok(true)` when one was
+    /// lifted, `Ok(false)` when the address was not banned, `Err` with an operator-facing
+    /// message when the driver could not be asked. Wired by `main` to a driver command;
+    /// the default refuses, so an unwired server never claims to have unbanned anyone.
+    pub unban: Box<dyn Fn(IpAddr) -> Result<bool, String> + Send + Sync>,
+}
+
+/// One contact binding as `GET /api/v1/registrations` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegistrationView {
+    /// The extension number.
+    pub extension: String,
+    /// The Contact URI as registered.
+    pub contact: String,
+    /// Where the REGISTER really came from: the address requests to this contact use
+    /// (SIG-14), as "ip:port" ("[v6]:port").
+    pub source: SocketAddr,
+    /// `udp`, `tcp` or `tls`.
+    pub transport: &'static str,
+    pub user_agent: Option<String>,
+    /// Seconds until the binding expires, at publication.
+    pub expires_in: u64,
+}
+
+#[allow(
+    dead_code,
+    reason = "the driver publishes views once the M3 integration wires it"
+)]
+impl RegistrationView {
+    /// The view of `binding` at `now` (the driver's clock reading for the publication).
+    pub fn from_binding(binding: &Binding, now: Instant) -> RegistrationView {
+        RegistrationView {
+            extension: binding.aor.clone(),
+            contact: binding.contact.clone(),
+            source: binding.flow.remote,
+            transport: binding.flow.transport.as_str(),
+            user_agent: binding.user_agent.clone(),
+            expires_in: binding.expires.saturating_duration_since(now).as_secs(),
+        }
+    }
+}
+
+/// One ban as `GET /api/v1/bans` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BanView {
+    /// The banned address (an IPv6 source is banned as its /64, shown as its first address).
+    pub ip: IpAddr,
+    /// `auth_failures`, `flood` or `manual`.
+    pub reason: &'static str,
+    /// Seconds until the ban ends, at publication.
+    pub expires_in: u64,
+}
+
+#[allow(
+    dead_code,
+    reason = "the driver publishes views once the M3 integration wires it"
+)]
+impl BanView {
+    /// The view of `ban` at `now`.
+    pub fn from_ban(ban: &Ban, now: Instant) -> BanView {
+        BanView {
+            ip: ban.ip,
+            reason: ban.reason.as_str(),
+            expires_in: ban.until.saturating_duration_since(now).as_secs(),
+        }
+    }
 }
 
 impl AdminState {
@@ -62,6 +143,9 @@ impl AdminState {
             started,
             disk_min_free_ratio: DEFAULT_DISK_MIN_FREE_RATIO,
             health_checks: Vec::new(),
+            registrations: Arc::new(ArcSwap::from_pointee(Vec::new())),
+            bans: Arc::new(ArcSwap::from_pointee(Vec::new())),
+            unban: Box::new(|_| Err("unbanning is not available in this process".to_owned())),
         }
     }
 }
@@ -262,13 +346,34 @@ fn serve(server: &Server, state: &AdminState, stopping: &AtomicBool) {
     }
 }
 
-/// The routes: path, allowed methods, handler.
-type Handler = fn(&AdminState) -> Reply;
-const ROUTES: [(&str, &[Method], Handler); 3] = [
+/// A handler gets the state and, for a path pattern ending in `{…}`, the last segment.
+type Handler = fn(&AdminState, Option<&str>) -> Reply;
+
+/// The routes: path (a trailing `{name}` matches one non-empty segment), allowed
+/// methods, handler.
+const ROUTES: [(&str, &[Method], Handler); 6] = [
     ("/metrics", &[Method::Get, Method::Head], metrics_reply),
     ("/api/v1/health", &[Method::Get, Method::Head], health_reply),
     ("/api/v1/reload", &[Method::Post], reload_reply),
+    (
+        "/api/v1/registrations",
+        &[Method::Get, Method::Head],
+        registrations_reply,
+    ),
+    ("/api/v1/bans", &[Method::Get, Method::Head], bans_reply),
+    ("/api/v1/bans/{ip}", &[Method::Delete], unban_reply),
 ];
+
+/// Matches `path` against a route pattern; `Some(param)` on a match.
+fn match_route<'p>(pattern: &str, path: &'p str) -> Option<Option<&'p str>> {
+    match pattern.split_once('{') {
+        None => (pattern == path).then_some(None),
+        Some((prefix, _)) => {
+            let param = path.strip_prefix(prefix)?;
+            (!param.is_empty() && !param.contains('/')).then_some(Some(param))
+        }
+    }
+}
 
 /// A response before it is written.
 struct Reply {
@@ -294,21 +399,30 @@ fn handle(request: Request, state: &AdminState) {
     let reply = route(request.method(), path, state);
     let method = request.method().clone();
     let status = reply.status;
-    let mut response = Response::from_string(reply.body)
-        .with_status_code(reply.status)
-        .with_header(header("Content-Type", reply.content_type));
-    if let Some(allow) = &reply.allow {
-        response.add_header(header("Allow", allow));
-    }
     tracing::debug!(%method, path = request.url(), status, "admin request");
-    if let Err(error) = request.respond(response) {
+    let delivered = if status == 204 {
+        // No body, so no Content-Type either (tiny_http would add text/plain).
+        request.respond(Response::empty(204))
+    } else {
+        let mut response = Response::from_string(reply.body)
+            .with_status_code(status)
+            .with_header(header("Content-Type", reply.content_type));
+        if let Some(allow) = &reply.allow {
+            response.add_header(header("Allow", allow));
+        }
+        request.respond(response)
+    };
+    if let Err(error) = delivered {
         // The client went away; nothing to tell it.
         tracing::debug!(%error, "admin response not delivered");
     }
 }
 
 fn route(method: &Method, path: &str, state: &AdminState) -> Reply {
-    let Some((_, allowed, handler)) = ROUTES.iter().find(|(p, _, _)| *p == path) else {
+    let Some((param, allowed, handler)) = ROUTES
+        .iter()
+        .find_map(|(p, allowed, handler)| Some((match_route(p, path)?, allowed, handler)))
+    else {
         return Reply::json(404, json!({ "error": "not found", "path": path }));
     };
     if !allowed.contains(method) {
@@ -324,7 +438,7 @@ fn route(method: &Method, path: &str, state: &AdminState) -> Reply {
         reply.allow = Some(allow);
         return reply;
     }
-    handler(state)
+    handler(state, param)
 }
 
 fn header(name: &str, value: &str) -> Header {
@@ -339,7 +453,7 @@ fn measure_store(state: &AdminState) -> Result<DiskUsage, DiskError> {
     Ok(usage)
 }
 
-fn metrics_reply(state: &AdminState) -> Reply {
+fn metrics_reply(state: &AdminState, _: Option<&str>) -> Reply {
     // Refresh the disk gauge at scrape time; a failure shows up in health, not here.
     if let Err(error) = measure_store(state) {
         tracing::debug!(%error, "store disk not measured for /metrics");
@@ -358,7 +472,7 @@ fn metrics_reply(state: &AdminState) -> Reply {
     }
 }
 
-fn health_reply(state: &AdminState) -> Reply {
+fn health_reply(state: &AdminState, _: Option<&str>) -> Reply {
     let mut reasons = Vec::new();
     let mut checks = serde_json::Map::new();
 
@@ -414,7 +528,7 @@ fn health_reply(state: &AdminState) -> Reply {
     }
 }
 
-fn reload_reply(state: &AdminState) -> Reply {
+fn reload_reply(state: &AdminState, _: Option<&str>) -> Reply {
     // A panic in the reload path must not take the admin API down with it.
     match std::panic::catch_unwind(AssertUnwindSafe(|| (state.reload)())) {
         Ok(Ok(())) => Reply::json(200, json!({ "result": "ok" })),
@@ -425,6 +539,64 @@ fn reload_reply(state: &AdminState) -> Reply {
             json!({ "result": "error", "error": "internal error while reloading" }),
         ),
     }
+}
+
+fn registrations_reply(state: &AdminState, _: Option<&str>) -> Reply {
+    let registrations = state.registrations.load();
+    Reply::json(
+        200,
+        json!({ "count": registrations.len(), "registrations": &**registrations }),
+    )
+}
+
+fn bans_reply(state: &AdminState, _: Option<&str>) -> Reply {
+    let bans = state.bans.load();
+    Reply::json(200, json!({ "count": bans.len(), "bans": &**bans }))
+}
+
+fn unban_reply(state: &AdminState, param: Option<&str>) -> Reply {
+    let raw = param.unwrap_or_default();
+    let Some(ip) = percent_decode(raw).and_then(|text| text.parse::<IpAddr>().ok()) else {
+        return Reply::json(400, json!({ "error": "not an IP address", "value": raw }));
+    };
+    // A panic in the driver command path must not take the admin API down with it.
+    match std::panic::catch_unwind(AssertUnwindSafe(|| (state.unban)(ip))) {
+        Ok(Ok(true)) => {
+            tracing::info!(%ip, "ban lifted through the admin API");
+            Reply {
+                status: 204,
+                content_type: "application/json",
+                body: String::new(),
+                allow: None,
+            }
+        }
+        Ok(Ok(false)) => Reply::json(404, json!({ "error": "not banned", "ip": ip })),
+        Ok(Err(error)) => Reply::json(503, json!({ "error": error })),
+        Err(_) => Reply::json(500, json!({ "error": "internal error while unbanning" })),
+    }
+}
+
+/// Decodes `%XX` escapes (an IPv6 address may arrive with its colons escaped). `None` on a
+/// malformed escape or non-UTF-8 result.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            let hex = std::str::from_utf8(hex).expect("ASCII hex digits are UTF-8");
+            out.push(u8::from_str_radix(hex, 16).expect("two hex digits fit a byte"));
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -657,6 +829,220 @@ mod tests {
             "silent for 2.5 s"
         );
         assert_eq!(body["checks"]["store_disk"]["status"], "degraded");
+    }
+
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "tests stand in for the driver, which owns the clock"
+    )]
+    fn now() -> Instant {
+        Instant::now()
+    }
+
+    fn binding(aor: &str, remote: &str, transport: Transport, ua: Option<&str>) -> Binding {
+        use voxgate_controlplane::registrar::Flow;
+        Binding {
+            aor: aor.into(),
+            contact: format!("sip:{aor}@{remote}"),
+            flow: Flow {
+                transport,
+                remote: remote.parse().expect("addr"),
+                local: "192.0.2.1:5060".parse().expect("addr"),
+                conn: None,
+            },
+            expires: now() + std::time::Duration::from_secs(3600),
+            q: None,
+            instance: None,
+            reg_id: None,
+            path: Vec::new(),
+            call_id: "c1".into(),
+            cseq: 1,
+            user_agent: ua.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn lists_registrations_from_the_published_snapshot() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = Arc::new(state_with(dir.path(), Box::new(|| Ok(()))));
+        let server =
+            spawn("127.0.0.1:0".parse().expect("addr"), Arc::clone(&state)).expect("spawn admin");
+        let addr = server.local_addr();
+
+        let empty = http(addr, "GET", "/api/v1/registrations");
+        assert_eq!(empty.status, 200);
+        assert_eq!(empty.header("Content-Type"), Some("application/json"));
+        assert_eq!(empty.json(), json!({ "count": 0, "registrations": [] }));
+
+        // The driver publishes; the next request sees it.
+        let t = now();
+        let views = vec![
+            RegistrationView::from_binding(
+                &binding(
+                    "100",
+                    "192.0.2.7:49152",
+                    Transport::Udp,
+                    Some("baresip v3.10"),
+                ),
+                t,
+            ),
+            RegistrationView::from_binding(
+                &binding("101", "[2001:db8::7]:5061", Transport::Tls, None),
+                t,
+            ),
+        ];
+        assert!((3599..=3600).contains(&views[0].expires_in));
+        state.registrations.store(Arc::new(views));
+        let listed = http(addr, "GET", "/api/v1/registrations").json();
+        assert_eq!(listed["count"], 2);
+        let first = &listed["registrations"][0];
+        assert_eq!(first["extension"], "100");
+        assert_eq!(first["contact"], "sip:100@192.0.2.7:49152");
+        assert_eq!(first["source"], "192.0.2.7:49152");
+        assert_eq!(first["transport"], "udp");
+        assert_eq!(first["user_agent"], "baresip v3.10");
+        assert!(first["expires_in"].as_u64().is_some_and(|s| s <= 3600));
+        let second = &listed["registrations"][1];
+        assert_eq!(second["source"], "[2001:db8::7]:5061");
+        assert_eq!(second["transport"], "tls");
+        assert_eq!(second["user_agent"], serde_json::Value::Null);
+
+        let wrong = http(addr, "DELETE", "/api/v1/registrations");
+        assert_eq!(wrong.status, 405);
+        assert_eq!(wrong.header("Allow"), Some("GET, HEAD"));
+        server.shutdown();
+    }
+
+    #[test]
+    fn lists_and_lifts_bans() {
+        use std::sync::Mutex;
+        use voxgate_controlplane::security::BanReason;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut state = state_with(dir.path(), Box::new(|| Ok(())));
+        let banned: Arc<Mutex<Vec<IpAddr>>> = Arc::new(Mutex::new(vec![
+            "203.0.113.9".parse().expect("ip"),
+            "2001:db8:1:2::".parse().expect("ip"),
+        ]));
+        let lifted = Arc::clone(&banned);
+        state.unban = Box::new(move |ip| {
+            let mut list = lifted.lock().expect("test lock");
+            let before = list.len();
+            list.retain(|b| *b != ip);
+            Ok(list.len() < before)
+        });
+        let t = now();
+        state.bans.store(Arc::new(vec![
+            BanView::from_ban(
+                &Ban {
+                    ip: "203.0.113.9".parse().expect("ip"),
+                    until: t + std::time::Duration::from_secs(300),
+                    reason: BanReason::Flood,
+                },
+                t,
+            ),
+            BanView::from_ban(
+                &Ban {
+                    ip: "2001:db8:1:2::".parse().expect("ip"),
+                    until: t + std::time::Duration::from_secs(3600),
+                    reason: BanReason::AuthFailures,
+                },
+                t,
+            ),
+        ]));
+        let server =
+            spawn("127.0.0.1:0".parse().expect("addr"), Arc::new(state)).expect("spawn admin");
+        let addr = server.local_addr();
+
+        let listed = http(addr, "GET", "/api/v1/bans");
+        assert_eq!(listed.status, 200);
+        assert_eq!(
+            listed.json(),
+            json!({ "count": 2, "bans": [
+                { "ip": "203.0.113.9", "reason": "flood", "expires_in": 300 },
+                { "ip": "2001:db8:1:2::", "reason": "auth_failures", "expires_in": 3600 },
+            ]})
+        );
+
+        let lift = http(addr, "DELETE", "/api/v1/bans/203.0.113.9");
+        assert_eq!(lift.status, 204, "{}", lift.body);
+        assert!(lift.body.is_empty());
+        assert_eq!(lift.header("Content-Type"), None);
+        let again = http(addr, "DELETE", "/api/v1/bans/203.0.113.9");
+        assert_eq!(again.status, 404);
+        assert_eq!(
+            again.json(),
+            json!({ "error": "not banned", "ip": "203.0.113.9" })
+        );
+        // IPv6, with its colons escaped as some clients do.
+        let v6 = http(addr, "DELETE", "/api/v1/bans/2001%3Adb8%3a1%3A2%3A%3A");
+        assert_eq!(v6.status, 204, "{}", v6.body);
+        assert!(banned.lock().expect("test lock").is_empty());
+
+        for bad in [
+            "/api/v1/bans/not-an-ip",
+            "/api/v1/bans/1.2.3.4%2",
+            "/api/v1/bans/%+1",
+        ] {
+            let reply = http(addr, "DELETE", bad);
+            assert_eq!(reply.status, 400, "{bad}");
+            assert_eq!(reply.json()["error"], "not an IP address");
+        }
+        assert_eq!(http(addr, "DELETE", "/api/v1/bans/1.2.3.4/x").status, 404);
+        assert_eq!(http(addr, "DELETE", "/api/v1/bans/").status, 404);
+        let wrong = http(addr, "GET", "/api/v1/bans/203.0.113.9");
+        assert_eq!(wrong.status, 405);
+        assert_eq!(wrong.header("Allow"), Some("DELETE"));
+        let wrong = http(addr, "DELETE", "/api/v1/bans");
+        assert_eq!(wrong.status, 405);
+        assert_eq!(wrong.header("Allow"), Some("GET, HEAD"));
+        server.shutdown();
+    }
+
+    #[test]
+    fn unban_unwired_failing_or_panicking() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // `new` leaves unban unwired: it must refuse, not pretend.
+        let state = state_with(dir.path(), Box::new(|| Ok(())));
+        let server =
+            spawn("127.0.0.1:0".parse().expect("addr"), Arc::new(state)).expect("spawn admin");
+        let reply = http(server.local_addr(), "DELETE", "/api/v1/bans/192.0.2.1");
+        assert_eq!(reply.status, 503);
+        assert!(reply.json()["error"].is_string());
+        server.shutdown();
+
+        let mut state = state_with(dir.path(), Box::new(|| Ok(())));
+        state.unban = Box::new(|_| panic!("driver bug"));
+        let server =
+            spawn("127.0.0.1:0".parse().expect("addr"), Arc::new(state)).expect("spawn admin");
+        let addr = server.local_addr();
+        assert_eq!(http(addr, "DELETE", "/api/v1/bans/192.0.2.1").status, 500);
+        // The server survived the panic.
+        assert_eq!(http(addr, "GET", "/api/v1/bans").status, 200);
+        server.shutdown();
+    }
+
+    #[test]
+    fn route_patterns() {
+        assert_eq!(match_route("/api/v1/bans", "/api/v1/bans"), Some(None));
+        assert_eq!(match_route("/api/v1/bans", "/api/v1/bans/x"), None);
+        assert_eq!(
+            match_route("/api/v1/bans/{ip}", "/api/v1/bans/10.0.0.1"),
+            Some(Some("10.0.0.1"))
+        );
+        assert_eq!(match_route("/api/v1/bans/{ip}", "/api/v1/bans/"), None);
+        assert_eq!(match_route("/api/v1/bans/{ip}", "/api/v1/bans"), None);
+        assert_eq!(match_route("/api/v1/bans/{ip}", "/api/v1/bans/a/b"), None);
+        assert_eq!(
+            percent_decode("2001%3Adb8%3a%3A1").as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(percent_decode("abc").as_deref(), Some("abc"));
+        assert_eq!(percent_decode("%"), None);
+        assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%+1"), None);
+        assert_eq!(percent_decode("%ff"), None, "not UTF-8");
     }
 
     #[test]

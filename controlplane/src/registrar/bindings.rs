@@ -10,7 +10,9 @@
 //! [`super::register`]) and emits no events.
 
 use std::cmp::Reverse;
+use std::collections::hash_map::RandomState;
 use std::collections::{BinaryHeap, HashMap};
+use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
 use super::{Binding, Flow};
@@ -41,16 +43,20 @@ struct Slot<T> {
     value: Option<T>,
 }
 
+/// Slots live in fixed-size chunks: growing never copies the table or leaves up to half
+/// of a doubled vector unused, which at 100,000 bindings is worth about 90 bytes each.
+const CHUNK: usize = 1024;
+
 #[derive(Debug)]
 struct Slab<T> {
-    slots: Vec<Slot<T>>,
+    chunks: Vec<Vec<Slot<T>>>,
     free: Vec<u32>,
 }
 
 impl<T> Default for Slab<T> {
     fn default() -> Self {
         Self {
-            slots: Vec::new(),
+            chunks: Vec::new(),
             free: Vec::new(),
         }
     }
@@ -59,21 +65,39 @@ impl<T> Default for Slab<T> {
 impl<T> Slab<T> {
     fn insert(&mut self, value: T) -> u32 {
         if let Some(i) = self.free.pop() {
-            let slot = &mut self.slots[i as usize];
-            slot.value = Some(value);
-            i
-        } else {
-            let i = u32::try_from(self.slots.len()).expect("fewer than 2^32 bindings or flows");
-            self.slots.push(Slot {
-                generation: 0,
-                value: Some(value),
-            });
-            i
+            if let Some(slot) = self.slot_mut(i) {
+                slot.value = Some(value);
+                return i;
+            }
         }
+        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        let count = (self.chunks.len() - 1) * CHUNK;
+        let chunk = self
+            .chunks
+            .last_mut()
+            .expect("a chunk with room was just ensured");
+        let i = u32::try_from(count + chunk.len()).expect("fewer than 2^32 bindings or flows");
+        chunk.push(Slot {
+            generation: 0,
+            value: Some(value),
+        });
+        i
+    }
+
+    fn slot(&self, i: u32) -> Option<&Slot<T>> {
+        let i = i as usize;
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)
+    }
+
+    fn slot_mut(&mut self, i: u32) -> Option<&mut Slot<T>> {
+        let i = i as usize;
+        self.chunks.get_mut(i / CHUNK)?.get_mut(i % CHUNK)
     }
 
     fn remove(&mut self, i: u32) -> Option<T> {
-        let slot = self.slots.get_mut(i as usize)?;
+        let slot = self.slot_mut(i)?;
         let value = slot.value.take()?;
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(i);
@@ -81,19 +105,72 @@ impl<T> Slab<T> {
     }
 
     fn get(&self, i: u32) -> Option<&T> {
-        self.slots.get(i as usize)?.value.as_ref()
+        self.slot(i)?.value.as_ref()
     }
 
     fn get_mut(&mut self, i: u32) -> Option<&mut T> {
-        self.slots.get_mut(i as usize)?.value.as_mut()
+        self.slot_mut(i)?.value.as_mut()
     }
 
     fn generation(&self, i: u32) -> u32 {
-        self.slots.get(i as usize).map_or(0, |s| s.generation)
+        self.slot(i).map_or(0, |s| s.generation)
     }
 
     fn iter(&self) -> impl Iterator<Item = &T> {
-        self.slots.iter().filter_map(|s| s.value.as_ref())
+        self.chunks
+            .iter()
+            .flatten()
+            .filter_map(|s| s.value.as_ref())
+    }
+}
+
+/// A short list of slots that needs no allocation for the common single entry (one
+/// binding per AOR, one binding per flow).
+#[derive(Debug, Default)]
+enum Slots {
+    #[default]
+    Empty,
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl Slots {
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            Slots::Empty => &[],
+            Slots::One(s) => std::slice::from_ref(s),
+            Slots::Many(v) => v,
+        }
+    }
+
+    fn push(&mut self, slot: u32) {
+        *self = match std::mem::take(self) {
+            Slots::Empty => Slots::One(slot),
+            Slots::One(a) => Slots::Many(vec![a, slot]),
+            Slots::Many(mut v) => {
+                v.push(slot);
+                Slots::Many(v)
+            }
+        };
+    }
+
+    fn remove(&mut self, slot: u32) {
+        *self = match std::mem::take(self) {
+            Slots::One(a) if a == slot => Slots::Empty,
+            Slots::Many(mut v) => {
+                v.retain(|s| *s != slot);
+                match v.as_slice() {
+                    [] => Slots::Empty,
+                    [a] => Slots::One(*a),
+                    _ => Slots::Many(v),
+                }
+            }
+            other => other,
+        };
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Slots::Empty)
     }
 }
 
@@ -106,11 +183,12 @@ struct Entry {
     flow: u32,
 }
 
+/// A flow in use. The flow itself is not stored again here: every binding on it holds it.
 #[derive(Debug)]
 struct FlowEntry {
-    flow: Flow,
-    /// Bindings on this flow, of any AOR (a DECT base registers several, PRV-10).
-    bindings: Vec<u32>,
+    /// Bindings on this flow, of any AOR (a DECT base registers several, PRV-10). Never
+    /// empty: the entry goes with its last binding.
+    bindings: Slots,
     keepalive: Option<KeepAliveState>,
 }
 
@@ -138,9 +216,13 @@ pub(crate) struct Removed {
 #[derive(Debug, Default)]
 pub(crate) struct Table {
     entries: Slab<Entry>,
-    by_aor: HashMap<String, Vec<u32>>,
+    by_aor: HashMap<String, Slots>,
     flows: Slab<FlowEntry>,
-    flow_index: HashMap<Flow, u32>,
+    /// Flow slots by a hash of their flow: a `Flow` is 88 bytes, and its bindings already
+    /// hold it, so the index keeps only the hash (flows with equal hashes share a list and
+    /// are told apart through their bindings).
+    flow_index: HashMap<u64, Slots>,
+    flow_hasher: RandomState,
     by_conn: HashMap<ConnId, Vec<u32>>,
     timers: BinaryHeap<Reverse<Timer>>,
     len: usize,
@@ -164,7 +246,7 @@ impl Table {
     }
 
     pub fn slots_of(&self, aor: &str) -> &[u32] {
-        self.by_aor.get(aor).map_or(&[], Vec::as_slice)
+        self.by_aor.get(aor).map_or(&[], Slots::as_slice)
     }
 
     pub fn binding(&self, slot: u32) -> Option<&Binding> {
@@ -176,7 +258,7 @@ impl Table {
     }
 
     pub fn bindings_of<'a>(&'a self, aor: &str) -> impl Iterator<Item = &'a Binding> + 'a {
-        let slots = self.by_aor.get(aor).map_or(&[][..], Vec::as_slice);
+        let slots = self.by_aor.get(aor).map_or(&[][..], Slots::as_slice);
         slots.iter().filter_map(|s| self.binding(*s))
     }
 
@@ -218,10 +300,11 @@ impl Table {
         };
         debug_assert_eq!(entry.binding.aor, binding.aor, "an update keeps its AOR");
         let old_flow = entry.flow;
-        let flow_changed = entry.binding.flow != binding.flow;
+        let old_flow_value = entry.binding.flow;
+        let flow_changed = old_flow_value != binding.flow;
         let expiry_changed = entry.binding.expires != binding.expires;
         let new_flow = if flow_changed {
-            self.detach_flow(old_flow, slot);
+            self.detach_flow(old_flow, &old_flow_value, slot);
             let f = self.attach_flow(binding.flow, now, keepalive);
             self.flows
                 .get_mut(f)
@@ -245,10 +328,10 @@ impl Table {
     pub fn remove(&mut self, slot: u32) -> Option<Removed> {
         let entry = self.entries.remove(slot)?;
         self.len -= 1;
-        self.detach_flow(entry.flow, slot);
+        self.detach_flow(entry.flow, &entry.binding.flow, slot);
         let aor_empty = match self.by_aor.get_mut(&entry.binding.aor) {
             Some(slots) => {
-                slots.retain(|s| *s != slot);
+                slots.remove(slot);
                 slots.is_empty()
             }
             None => true,
@@ -264,7 +347,7 @@ impl Table {
 
     /// Traffic arrived on this flow: it is alive, so its keep-alive starts over.
     pub fn flow_alive(&mut self, flow: &Flow, now: Instant, keepalive: Duration) {
-        let Some(&f) = self.flow_index.get(flow) else {
+        let Some(f) = self.flow_slot(flow) else {
             return;
         };
         let due = now + keepalive;
@@ -281,11 +364,18 @@ impl Table {
 
     /// The flow's slot, if bindings use it.
     pub fn flow_slot(&self, flow: &Flow) -> Option<u32> {
-        self.flow_index.get(flow).copied()
+        let hash = self.flow_hasher.hash_one(flow);
+        self.flow_index
+            .get(&hash)?
+            .as_slice()
+            .iter()
+            .copied()
+            .find(|f| self.flow(*f) == Some(flow))
     }
 
     pub fn flow(&self, f: u32) -> Option<&Flow> {
-        self.flows.get(f).map(|e| &e.flow)
+        let first = *self.flows.get(f)?.bindings.as_slice().first()?;
+        self.binding(first).map(|b| &b.flow)
     }
 
     /// Bindings on a flow.
@@ -398,7 +488,7 @@ impl Table {
     }
 
     fn attach_flow(&mut self, flow: Flow, now: Instant, keepalive: Duration) -> u32 {
-        if let Some(&f) = self.flow_index.get(&flow) {
+        if let Some(f) = self.flow_slot(&flow) {
             return f;
         }
         // UDP flows get OPTIONS keep-alives; TCP/TLS flows are watched by their connection
@@ -409,11 +499,11 @@ impl Table {
             failures: 0,
         });
         let f = self.flows.insert(FlowEntry {
-            flow,
-            bindings: Vec::new(),
+            bindings: Slots::Empty,
             keepalive: state,
         });
-        self.flow_index.insert(flow, f);
+        let hash = self.flow_hasher.hash_one(flow);
+        self.flow_index.entry(hash).or_default().push(f);
         if let Some(conn) = flow.conn {
             self.by_conn.entry(conn).or_default().push(f);
         }
@@ -424,22 +514,30 @@ impl Table {
         f
     }
 
-    fn detach_flow(&mut self, f: u32, slot: u32) {
+    /// Take `slot` off flow `f` (whose value is `flow`), dropping the flow with its last
+    /// binding.
+    fn detach_flow(&mut self, f: u32, flow: &Flow, slot: u32) {
         let Some(entry) = self.flows.get_mut(f) else {
             return;
         };
-        entry.bindings.retain(|s| *s != slot);
+        entry.bindings.remove(slot);
         if !entry.bindings.is_empty() {
             return;
         }
         let Some(entry) = self.flows.remove(f) else {
             return;
         };
-        self.flow_index.remove(&entry.flow);
+        let hash = self.flow_hasher.hash_one(flow);
+        if let Some(list) = self.flow_index.get_mut(&hash) {
+            list.remove(f);
+            if list.is_empty() {
+                self.flow_index.remove(&hash);
+            }
+        }
         if entry.keepalive.is_some() {
             self.keepalive_flows -= 1;
         }
-        if let Some(conn) = entry.flow.conn {
+        if let Some(conn) = flow.conn {
             if let Some(list) = self.by_conn.get_mut(&conn) {
                 list.retain(|x| *x != f);
                 if list.is_empty() {

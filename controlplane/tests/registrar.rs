@@ -486,6 +486,37 @@ fn ten_contacts_then_the_oldest_is_replaced() {
     assert!(contacts_of(&r, "1000").contains(&"sip:dev0@192.0.2.10".to_owned()));
 }
 
+#[test]
+fn one_request_may_not_carry_dozens_of_contacts() {
+    let t0 = base();
+    let mut r = Registrar::new(RegistrarConfig::default());
+    let many: Vec<String> = (0..33).map(|i| format!("<sip:d{i}@192.0.2.10>")).collect();
+    let header = format!("Contact: {}", many.join(", "));
+    let req = register("1000", "c1", 1, &[&header]);
+    let err = rejected(r.handle_register(t0, udp(5062), "1000", &req));
+    assert_eq!(err, RegisterError::TooManyContacts { max: 32 });
+    assert_eq!(err.status().0, 400);
+    assert!(r.is_empty());
+    // Twelve new contacts in one request: the last ten stay.
+    let header = format!("Contact: {}", many[..12].join(", "));
+    let req = register("1000", "c1", 2, &[&header]);
+    let ok = registered(r.handle_register(t0, udp(5062), "1000", &req));
+    assert_eq!(ok.contacts.len(), 10);
+    assert_eq!(ok.contacts[0].uri, "sip:d2@192.0.2.10");
+    let ev = drain(&mut r);
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e, RegistrarEvent::Bound(_)))
+            .count(),
+        10
+    );
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, RegistrarEvent::Unbound { .. })),
+        "{ev:?}"
+    );
+}
+
 const INSTANCE: &str = "+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-AABBCCDDEEFF>\"";
 
 #[test]

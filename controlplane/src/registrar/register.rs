@@ -16,7 +16,8 @@
 //!    with the same Call-ID and a CSeq not above the stored one aborts the whole request
 //!    with 500 (step 7).
 //! 5. Beyond `max_contacts`, the least recently registered or refreshed bindings are
-//!    replaced (SIG-03).
+//!    replaced (SIG-03). A request with more Contact values than `max_contacts` or 32,
+//!    whichever is larger, gets 400 (it bounds the work one request causes).
 //! 6. All updates commit together or none does (step 7); the 200 lists every binding with
 //!    its remaining `expires` (step 8), echoes Path, and carries `Require: outbound` when
 //!    outbound rules were applied for a client that supports them.
@@ -48,6 +49,9 @@ const MAX_USER_AGENT: usize = 256;
 
 /// RFC 3261 §10.3 step 7: 423 only for a request "smaller than one hour".
 const ONE_HOUR: u32 = 3600;
+
+/// Contact values one REGISTER may carry, unless `max_contacts` is larger.
+const MIN_CONTACTS_PER_REQUEST: usize = 32;
 
 /// What to answer a REGISTER.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +112,10 @@ pub enum RegisterError {
     /// with `ob` (RFC 5626 §6): 439.
     #[error("first hop lacks outbound support")]
     FirstHopLacksOutbound,
+    /// More Contact values in one REGISTER than any device needs (at least 32, at least
+    /// `max_contacts`): 400. Bounds the work one request can cause.
+    #[error("more than {max} contacts in one request")]
+    TooManyContacts { max: usize },
     /// A non-zero expiry below the minimum (RFC 3261 §10.3 step 7): 423 with
     /// `Min-Expires`.
     #[error("expiry below {min_expires} s")]
@@ -132,6 +140,7 @@ impl RegisterError {
             RegisterError::FirstHopLacksOutbound => {
                 (439, Cow::Borrowed("First Hop Lacks Outbound Support"))
             }
+            RegisterError::TooManyContacts { .. } => (400, Cow::Borrowed("Too Many Contacts")),
             RegisterError::IntervalTooBrief { .. } => (423, Cow::Borrowed(reason_phrase(423))),
             RegisterError::OutOfOrder { .. } => (500, Cow::Borrowed(reason_phrase(500))),
         }
@@ -248,6 +257,9 @@ struct Work {
     /// Already matched by a contact of this request: a later duplicate of that contact is
     /// not an out-of-order request.
     touched: bool,
+    /// The binding's contact URI, parsed once per request for RFC 3261 §19.1.4 matching
+    /// (`None` for bindings matched by instance).
+    uri: Option<Uri>,
 }
 
 impl Work {
@@ -340,6 +352,10 @@ impl Registrar {
         p: &Parsed,
         list: &[RequestContact],
     ) -> Result<(), RegisterError> {
+        let max = self.config.max_contacts.max(MIN_CONTACTS_PER_REQUEST);
+        if list.len() > max {
+            return Err(RegisterError::TooManyContacts { max });
+        }
         let granted = list
             .iter()
             .map(|c| grant(&self.config, c.expires.or(p.expires)))
@@ -353,12 +369,20 @@ impl Registrar {
                 order: self.table.order(slot),
                 change: Change::Keep,
                 touched: false,
+                uri: self
+                    .table
+                    .binding(slot)
+                    .filter(|b| b.instance.is_none())
+                    .and_then(|b| parse_stored(&b.contact)),
             })
             .collect();
         for (c, secs) in list.iter().zip(granted) {
-            let found = work
-                .iter()
-                .position(|w| w.live() && self.current(w).is_some_and(|b| matches_contact(b, c)));
+            let found = work.iter().position(|w| {
+                w.live()
+                    && self
+                        .current(w)
+                        .is_some_and(|b| matches_contact(b, w.uri.as_ref(), c))
+            });
             match found {
                 Some(i) => {
                     if !work[i].touched {
@@ -375,6 +399,7 @@ impl Registrar {
                         w.change =
                             Change::Update(Box::new(new_binding(now, flow, aor, p, c, secs)));
                         w.order = order;
+                        w.uri = Some(c.uri.clone());
                     }
                 }
                 None if secs == 0 => {}
@@ -385,6 +410,7 @@ impl Registrar {
                         order,
                         change: Change::Update(Box::new(new_binding(now, flow, aor, p, c, secs))),
                         touched: true,
+                        uri: Some(c.uri.clone()),
                     });
                 }
             }
@@ -473,14 +499,12 @@ fn grant(config: &RegistrarConfig, requested: Option<u32>) -> Result<u32, Regist
     }
 }
 
-fn matches_contact(b: &Binding, c: &RequestContact) -> bool {
+/// Whether request contact `c` names binding `b` (whose parsed contact URI is `uri`).
+fn matches_contact(b: &Binding, uri: Option<&Uri>, c: &RequestContact) -> bool {
     match (&c.instance, c.reg_id) {
         (Some(i), Some(r)) => b.instance.as_deref() == Some(i) && b.reg_id == Some(r),
         (Some(i), None) => b.instance.as_deref() == Some(i) && b.reg_id.is_none(),
-        (None, _) => {
-            b.instance.is_none()
-                && parse_stored(&b.contact).is_some_and(|u| uri_equivalent(&u, &c.uri))
-        }
+        (None, _) => b.instance.is_none() && uri.is_some_and(|u| uri_equivalent(u, &c.uri)),
     }
 }
 

@@ -102,6 +102,8 @@ struct Running {
     path: Option<PathBuf>,
     config: Mutex<Config>,
     bound: Vec<LocalListener>,
+    /// The digest nonce key, kept in the store directory so nonces survive a restart.
+    secret: [u8; 32],
     driver: DriverHandle,
     metrics: Arc<Metrics>,
     log: LogHandle,
@@ -124,6 +126,66 @@ fn tls_server_config(config: &Config) -> Option<Arc<rustls::ServerConfig>> {
         .certificate
         .as_ref()
         .map(|c| c.server_config.clone())
+}
+
+/// The endpoint's configuration: SIP settings, digest, registrar, security and the
+/// extensions' credentials.
+fn endpoint_config(
+    config: &Config,
+    bound: Vec<LocalListener>,
+    secret: [u8; 32],
+) -> voxgate_controlplane::EndpointConfig {
+    let mut c = config.endpoint_config(bound);
+    c.auth = config.digest_config();
+    c.registrar = config.registrar_config();
+    c.security = config.security_config();
+    c.auth_secret = secret;
+    c.users = config
+        .credentials()
+        .into_iter()
+        .map(|e| voxgate_controlplane::config::User {
+            number: e.number,
+            auth_id: e.auth_id,
+            credential: e.credential,
+            networks: e.networks,
+        })
+        .collect();
+    c
+}
+
+/// The key of the stateless digest nonces: 32 random bytes in `auth.key` of the store
+/// directory, made on first start (owner-only), so nonces stay valid across restarts.
+fn auth_secret(dir: &Path) -> std::io::Result<[u8; 32]> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = dir.join("auth.key");
+    match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() == 32 => {
+            let mut key = [0u8; 32];
+            key.copy_from_slice(&bytes);
+            return Ok(key);
+        }
+        Ok(_) => {
+            tracing::warn!(path = %path.display(), "auth.key has the wrong size; making a new one")
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
+    let tmp = dir.join("auth.key.tmp");
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        std::io::Write::write_all(&mut f, &key)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    Ok(key)
 }
 
 /// Seed for tags and branches: not a secret, only unpredictable enough that two restarts
@@ -161,7 +223,15 @@ fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     }
     let metrics = Arc::new(Metrics::new());
 
-    let endpoint = Endpoint::new(config.endpoint_config(Vec::new()), seed());
+    std::fs::create_dir_all(&config.store.path).with_context(|| {
+        format!(
+            "creating the store directory {}",
+            config.store.path.display()
+        )
+    })?;
+    let secret = auth_secret(&config.store.path).context("reading the digest nonce key")?;
+    let store = store::Store::open(&config.store.path).context("opening the store")?;
+    let endpoint = Endpoint::new(endpoint_config(&config, Vec::new(), secret), seed());
     let driver = Driver::bind(
         &config.sip.listen,
         tls_server_config(&config),
@@ -176,10 +246,15 @@ fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         .map(|(transport, addr)| LocalListener { transport, addr })
         .collect();
     let handle = driver.handle();
+    let views = driver::AdminViews::default();
+    let mut driver = driver;
+    driver
+        .set_persistence(store, views.clone())
+        .context("loading registrations and bans from the store")?;
     // The endpoint must know the real addresses (port 0 binds) to recognise itself.
     handle
         .reload(
-            config.endpoint_config(bound.clone()),
+            endpoint_config(&config, bound.clone(), secret),
             tls_server_config(&config),
             driver_limits(&config),
         )
@@ -189,6 +264,7 @@ fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         path,
         config: Mutex::new(config),
         bound,
+        secret,
         driver: handle.clone(),
         metrics: metrics.clone(),
         log,
@@ -208,6 +284,13 @@ fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         Box::new(move || reload(&reloader)),
         started,
     );
+    let unbanner = handle.clone();
+    let admin_state = admin::AdminState {
+        registrations: views.registrations.clone(),
+        bans: views.bans.clone(),
+        unban: Box::new(move |ip| unbanner.unban(ip).map_err(|e| e.to_string())),
+        ..admin_state
+    };
     let admin = admin::spawn(admin_listen, Arc::new(admin_state))
         .context("binding the admin HTTP listener")?;
 
@@ -278,7 +361,7 @@ fn apply(running: &Running, path: &Path) -> Result<(), String> {
     running
         .driver
         .reload(
-            new.endpoint_config(running.bound.clone()),
+            endpoint_config(&new, running.bound.clone(), running.secret),
             tls_server_config(&new),
             driver_limits(&new),
         )

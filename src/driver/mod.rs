@@ -32,6 +32,7 @@
 
 mod conn;
 mod limits;
+mod persist;
 mod tcp;
 mod udp;
 
@@ -62,6 +63,7 @@ use crate::metrics::Metrics;
 use conn::{CloseReason, Conn, ConnError, ReadStatus};
 use limits::ConnCounter;
 pub use limits::DriverLimits;
+pub use persist::AdminViews;
 
 /// The driver thread is gone (it returned from [`Driver::run`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -77,6 +79,11 @@ enum Command {
         limits: DriverLimits,
     },
     Shutdown,
+    /// Lift a ban (the admin API); answers whether there was one.
+    Unban {
+        ip: std::net::IpAddr,
+        reply: std::sync::mpsc::SyncSender<bool>,
+    },
 }
 
 /// Controls a running [`Driver`] from other threads.
@@ -101,6 +108,15 @@ impl DriverHandle {
             tls,
             limits,
         })
+    }
+
+    /// Lift the ban of `ip`; waits up to a second for the loop's answer.
+    pub fn unban(&self, ip: std::net::IpAddr) -> Result<bool, DriverStopped> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.send(Command::Unban { ip, reply })?;
+        answer
+            .recv_timeout(Duration::from_secs(1))
+            .map_err(|_| DriverStopped)
     }
 
     /// Stop the loop: connections are closed and [`Driver::run`] returns.
@@ -185,6 +201,9 @@ pub struct Driver {
     /// Source of To tags for the 513s the driver sends itself.
     tag_state: u64,
     next_publish: Option<Instant>,
+    persist: persist::Persistence,
+    /// The clock reading of the current loop iteration.
+    last_now: Instant,
 }
 
 /// The driver's only clock read, once per loop iteration; everything below takes `now` as an
@@ -192,6 +211,15 @@ pub struct Driver {
 #[allow(clippy::disallowed_methods)]
 fn clock() -> Instant {
     Instant::now()
+}
+
+/// Wall-clock seconds, read once at start next to [`clock`]: stored bindings and bans, and
+/// digest nonces, carry wall-clock time so they mean the same after a restart.
+#[allow(clippy::disallowed_methods)]
+fn wall_clock_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn annotate(e: io::Error, what: &str, transport: Transport, addr: SocketAddr) -> io::Error {
@@ -228,6 +256,8 @@ impl Driver {
     ) -> io::Result<Driver> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (started, started_unix) = (clock(), wall_clock_secs());
+        endpoint.set_wall_clock(started, started_unix);
         let mut bound = Vec::with_capacity(listeners.len());
         for (i, spec) in listeners.iter().enumerate() {
             let token = Token(1 + i);
@@ -292,11 +322,51 @@ impl Driver {
             messages: Vec::new(),
             tag_state: RandomState::new().build_hasher().finish(),
             next_publish: None,
+            persist: persist::Persistence::new(
+                None,
+                (started, started_unix),
+                AdminViews::default(),
+            ),
+            last_now: started,
             endpoint,
         })
     }
 
     /// The bound listeners, with real port numbers.
+    /// Keep bindings and bans in `store` (loading what it holds into the endpoint now) and
+    /// publish their views for the admin API. Without this the driver keeps nothing.
+    pub fn set_persistence(
+        &mut self,
+        store: crate::store::Store,
+        views: AdminViews,
+    ) -> Result<(), crate::store::StoreError> {
+        let now = clock();
+        let now_unix = self.persist.now_unix(now);
+        let bindings: Vec<_> = store
+            .load_bindings(now_unix)?
+            .into_iter()
+            .filter_map(|b| b.to_binding(now, now_unix))
+            .collect();
+        let bans: Vec<_> = store
+            .load_bans(now_unix)?
+            .into_iter()
+            .filter_map(|b| b.to_ban(now, now_unix))
+            .collect();
+        tracing::info!(
+            bindings = bindings.len(),
+            bans = bans.len(),
+            "restored from the store"
+        );
+        let anchor = (now, now_unix);
+        self.persist = persist::Persistence::new(Some(store), anchor, views);
+        self.endpoint.restore(now, bindings, bans);
+        self.drain_endpoint(now);
+        self.flush(now);
+        self.persist.mark_dirty();
+        self.persist.publish_views(now, &self.endpoint);
+        Ok(())
+    }
+
     pub fn local_addrs(&self) -> Vec<(Transport, SocketAddr)> {
         self.listeners
             .iter()
@@ -317,6 +387,7 @@ impl Driver {
         let mut events = Events::with_capacity(1024);
         let mut now = clock();
         self.next_publish = Some(now);
+        self.last_now = now;
         loop {
             let timeout = self.poll_timeout(now);
             match self.poll.poll(&mut events, timeout) {
@@ -325,6 +396,7 @@ impl Driver {
                 Err(e) => return Err(e),
             }
             now = clock();
+            self.last_now = now;
             // Commands first: a reload sent before some input is applied before that input.
             if self.handle_commands(now) {
                 break;
@@ -357,10 +429,12 @@ impl Driver {
                 self.endpoint.handle_timeout(now);
                 self.drain_endpoint(now);
             }
+            self.flush(now);
             if self.next_publish.is_some_and(|t| t <= now) {
                 self.metrics.publish_sip(self.endpoint.stats());
                 self.next_publish = now.checked_add(PUBLISH_INTERVAL);
             }
+            self.persist.publish_views(now, &self.endpoint);
         }
         self.close_all();
         Ok(())
@@ -374,6 +448,7 @@ impl Driver {
             self.endpoint.poll_timeout(),
             self.timers.peek().map(|Reverse((t, _))| *t),
             self.next_publish,
+            self.persist.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -390,6 +465,11 @@ impl Driver {
         loop {
             match self.rx.try_recv() {
                 Ok(Command::Shutdown) => return true,
+                Ok(Command::Unban { ip, reply }) => {
+                    let lifted = self.endpoint.unban(ip);
+                    self.drain_endpoint(now);
+                    let _ = reply.send(lifted);
+                }
                 Ok(Command::Reload {
                     config,
                     tls,
@@ -700,6 +780,8 @@ impl Driver {
         tracing::debug!(conn = id.0, transport = %conn.transport, peer = %conn.remote, reason = reason.as_str(), "connection closed");
         conn.deregister(self.poll.registry());
         self.counter.release(conn.remote.ip());
+        // Bindings on this connection can no longer be reached (RFC 5626 flow death).
+        self.endpoint.handle_connection_closed(self.last_now, id);
         self.metrics
             .tcp_connections
             .with_label_values(&[conn.transport.as_str()])
@@ -768,7 +850,11 @@ impl Driver {
                     };
                     trace_message("out", &to, &transmit.payload);
                 }
-                self.send_transmit(now, transmit);
+                if self.persist.holds_transmits() {
+                    self.persist.hold(transmit);
+                } else {
+                    self.send_transmit(now, transmit);
+                }
             }
             while let Some(event) = self.endpoint.poll_event() {
                 progressed = true;
@@ -776,12 +862,24 @@ impl Driver {
                     EndpointEvent::CloseConnection(id) => {
                         self.close_gracefully(now, id, CloseReason::Endpoint)
                     }
+                    EndpointEvent::Registrar(e) => self.persist.on_registrar(now, &e),
+                    EndpointEvent::Security(e) => self.persist.on_security(now, &e),
                     other => tracing::debug!(event = ?other, "endpoint event not handled"),
                 }
             }
             if !progressed {
                 break;
             }
+        }
+    }
+
+    /// Commit what the iteration changed, then send what waited for the commit.
+    fn flush(&mut self, now: Instant) {
+        // Connection closes since the last drain may have unbound contacts.
+        self.drain_endpoint(now);
+        let held: Vec<Transmit> = self.persist.commit().collect();
+        for t in held {
+            self.send_transmit(now, t);
         }
     }
 

@@ -47,6 +47,9 @@ impl Endpoint {
         let tag = self.next_random_hex();
         let call_id = self.next_random_hex();
         let domain = &self.config.domain;
+        // A registered contact may carry escaped headers (`?Route=…`): they never belong in
+        // a Request-URI (RFC 3261 §19.1.5).
+        let contact = contact.split('?').next().unwrap_or(contact);
         let text = format!(
             "OPTIONS {contact} SIP/2.0\r\n\
              Via: SIP/2.0/{} {};branch={branch};rport\r\n\

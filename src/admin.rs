@@ -75,7 +75,7 @@ pub struct RegistrationView {
     /// The Contact URI as registered.
     pub contact: String,
     /// Where the REGISTER really came from: the address requests to this contact use
-    /// (SIG-14), as "ip:port" ("[v6]:port").
+    /// (SIG-14), as `ip:port` (`[v6]:port`).
     pub source: SocketAddr,
     /// `udp`, `tcp` or `tls`.
     pub transport: &'static str,

@@ -5,7 +5,8 @@
 //! rejection of unknown keys, validation of every value and of the relations between them
 //! (ranges, listeners and ports, certificates, extension numbers, auth IDs and passwords),
 //! errors as `file:line:col: message`, the embedded demo configuration, and the
-//! translation into the control plane's [`EndpointConfig`].
+//! translation into the control plane's [`EndpointConfig`], `DigestConfig`,
+//! `RegistrarConfig`, `SecurityConfig` and credential table ([`ExtensionCredentials`]).
 //! Does not own: reloading and swapping (the binary's `main`/admin code holds the
 //! `ArcSwap<Config>` and calls [`load_file`] again), binding sockets (the driver), or
 //! protocol defaults (they live with the control plane's types and are reused here).

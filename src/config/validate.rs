@@ -243,10 +243,6 @@ impl Validator<'_> {
 
     /// `value` must not exceed `limit`; the error points at `value` when the file sets it,
     /// else at `limit`.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "two keys, their values and spans"
-    )]
     fn duration_order(
         &self,
         key: &'static str,

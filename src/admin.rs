@@ -84,10 +84,6 @@ pub struct RegistrationView {
     pub expires_in: u64,
 }
 
-#[allow(
-    dead_code,
-    reason = "the driver publishes views once the M3 integration wires it"
-)]
 impl RegistrationView {
     /// The view of `binding` at `now` (the driver's clock reading for the publication).
     pub fn from_binding(binding: &Binding, now: Instant) -> RegistrationView {
@@ -113,10 +109,6 @@ pub struct BanView {
     pub expires_in: u64,
 }
 
-#[allow(
-    dead_code,
-    reason = "the driver publishes views once the M3 integration wires it"
-)]
 impl BanView {
     /// The view of `ban` at `now`.
     pub fn from_ban(ban: &Ban, now: Instant) -> BanView {

@@ -300,7 +300,7 @@ impl Default for SecurityConfig {
 
 #[allow(
     dead_code,
-    reason = "binary-side checks; the driver uses the control plane's EdgeSecurity (M3 wiring)"
+    reason = "for tools and tests; the driver enforces the lists through EdgeSecurity"
 )]
 impl SecurityConfig {
     /// FEATURES SEC-13.
@@ -590,7 +590,7 @@ pub struct ExtensionConfig {
 
 #[allow(
     dead_code,
-    reason = "binary-side check; the registrar gets `networks` through `credentials` (M3 wiring)"
+    reason = "for tools and tests; the endpoint gets `networks` through `credentials`"
 )]
 impl ExtensionConfig {
     /// Whether a REGISTER for this extension may come from `ip` (SIG-15).
@@ -612,10 +612,6 @@ pub enum Credential {
 
 /// One extension's digest identity in the control plane's terms: what the auth lookup
 /// (auth ID → credential) and the registrar's network check need.
-#[allow(
-    dead_code,
-    reason = "built by `Config::credentials`, wired in the M3 integration"
-)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtensionCredentials {
     /// The extension number, the AOR user part the registrar binds.
@@ -628,10 +624,6 @@ pub struct ExtensionCredentials {
 }
 
 /// The control plane's views of the M3 sections.
-#[allow(
-    dead_code,
-    reason = "called by main and the driver once the M3 integration wires them"
-)]
 impl Config {
     /// The digest settings of `[auth]` (realm defaults to `sip.domain`).
     pub fn digest_config(&self) -> voxgate_controlplane::auth::DigestConfig {

@@ -51,6 +51,9 @@ pub struct MessageLimits {
     pub max_headers: usize,
     /// Longest header field (after unfolding continuation lines) in bytes.
     pub max_header_bytes: usize,
+    /// Most Via values in one request: 70, as many hops as Max-Forwards allows (RFC 4475
+    /// longreq.dat carries dozens); more is a loop or an attack, answered 400.
+    pub max_vias: usize,
 }
 
 impl Default for MessageLimits {
@@ -60,6 +63,7 @@ impl Default for MessageLimits {
             max_request_uri_bytes: 512,
             max_headers: 256,
             max_header_bytes: 16_384,
+            max_vias: 70,
         }
     }
 }

@@ -27,6 +27,8 @@ pub enum RequestError {
     TooManyHops,
     #[error("Loop Detected")]
     Loop,
+    #[error("Too Many Via Values")]
+    TooManyVias,
     #[error("Bad Extension")]
     BadExtension { unsupported: Vec<bytes::Bytes> },
     #[error("Not Implemented")]
@@ -43,7 +45,9 @@ impl RequestError {
     pub fn status(&self) -> (u16, String) {
         let code = match self {
             RequestError::Defect(_) | RequestError::Header(_) | RequestError::Uri(_) => 400,
-            RequestError::UriHeaders | RequestError::CSeqMismatch => 400,
+            RequestError::UriHeaders | RequestError::CSeqMismatch | RequestError::TooManyVias => {
+                400
+            }
             RequestError::UriTooLong => 414,
             RequestError::UnsupportedScheme => 416,
             RequestError::Version => 505,

@@ -247,3 +247,31 @@ fn sig05_responses_carry_received_and_rport() {
     );
     assert_eq!(via.branch().map(|b| &b[..]), Some(&b"z9hG4bKnat"[..]));
 }
+
+#[test]
+fn sig23_too_many_vias_and_bare_cr_are_refused() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    let vias: String = (0..71)
+        .map(|i| {
+            format!(
+                "Via: SIP/2.0/UDP 10.0.0.{}:5060;branch=z9hG4bKhop{i}\r\n",
+                i % 250
+            )
+        })
+        .collect();
+    let got = send(
+        &mut ep,
+        now,
+        request("OPTIONS", "sip:127.0.0.1:5060", "z9hG4bKvias", &vias),
+    );
+    assert_eq!(codes(&got), [400]);
+    // A bare CR inside a header value could smuggle a header through a lenient peer.
+    let smuggle = request(
+        "OPTIONS",
+        "sip:127.0.0.1:5060",
+        "z9hG4bKcr",
+        "X-Note: a\rInjected: yes\r\n",
+    );
+    assert_eq!(codes(&send(&mut ep, now, smuggle)), [400]);
+}

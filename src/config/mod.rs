@@ -450,6 +450,7 @@ impl LimitsConfig {
             max_request_uri_bytes: self.max_request_uri_bytes,
             max_headers: self.max_headers,
             max_header_bytes: self.max_header_bytes,
+            ..MessageLimits::default()
         }
     }
 }

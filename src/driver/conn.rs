@@ -424,6 +424,11 @@ impl Conn {
     }
 
     /// The next moment something must happen to this connection, and what.
+    /// Count the connection as active now (it is kept for a registration).
+    pub fn mark_active(&mut self, now: Instant) {
+        self.last_activity = now;
+    }
+
     pub fn deadline(&self, limits: &DriverLimits) -> Option<(Instant, CloseReason)> {
         if let Some(since) = self.closing_since {
             return since.checked_add(LINGER).map(|t| (t, CloseReason::Linger));

@@ -522,7 +522,11 @@ impl Driver {
     }
 
     fn read_udp(&mut self, now: Instant, token: Token) {
-        for _ in 0..SOCKET_BUDGET {
+        for read in 0..SOCKET_BUDGET {
+            // How deep into this socket's backlog the loop is: a full budget means the kernel
+            // queue holds more than one loop turn can take (SEC-15's "input queue" signal).
+            self.endpoint
+                .set_queue_fill(read as f32 / SOCKET_BUDGET as f32);
             let listener = &self.listeners[token.0 - 1];
             let ListenerSocket::Udp(socket) = &listener.socket else {
                 return;
@@ -826,6 +830,13 @@ impl Driver {
             }
             conn.scheduled = None;
             match conn.deadline(&self.limits) {
+                Some((due, CloseReason::Idle))
+                    if due <= now && self.endpoint.connection_in_use(id) =>
+                {
+                    // A registered phone's flow: idle is normal between keep-alives (SEC-16).
+                    conn.mark_active(now);
+                    self.schedule(id);
+                }
                 Some((due, reason)) if due <= now => {
                     tracing::debug!(conn = id.0, transport = %conn.transport, peer = %conn.remote, reason = reason.as_str(), "connection timed out");
                     self.remove(id, reason);

@@ -166,6 +166,12 @@ impl Endpoint {
         lifted
     }
 
+    /// Whether something still needs connection `conn`: a registered contact's flow runs
+    /// over it (SEC-16 closes idle connections only when nothing is bound to them).
+    pub fn connection_in_use(&self, conn: ConnId) -> bool {
+        self.registrar.uses_connection(conn)
+    }
+
     /// The driver closed connection `conn` (or lost it): bindings on it are gone.
     pub fn handle_connection_closed(&mut self, now: Instant, conn: ConnId) {
         self.registrar.handle_flow_closed(now, conn);
@@ -456,7 +462,9 @@ impl Endpoint {
             return Err(RequestError::UriTooLong);
         }
         // Headers every request needs (RFC 3261 §8.1.1).
-        msg.vias()?;
+        if msg.vias()?.len() > self.config.limits.max_vias {
+            return Err(RequestError::TooManyVias);
+        }
         msg.to()?;
         msg.from()?;
         msg.call_id()?;

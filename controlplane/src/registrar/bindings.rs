@@ -384,6 +384,10 @@ impl Table {
     }
 
     /// Flows on a connection.
+    pub fn has_conn(&self, conn: ConnId) -> bool {
+        self.by_conn.get(&conn).is_some_and(|f| !f.is_empty())
+    }
+
     pub fn conn_flows(&self, conn: ConnId) -> Vec<u32> {
         self.by_conn.get(&conn).cloned().unwrap_or_default()
     }

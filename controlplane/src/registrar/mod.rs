@@ -361,6 +361,12 @@ impl Registrar {
     }
 
     /// Number of extensions with at least one binding.
+    /// Whether a binding's flow runs over connection `conn` (SEC-16: such a connection is
+    /// not closed for being idle).
+    pub fn uses_connection(&self, conn: ConnId) -> bool {
+        self.table.has_conn(conn)
+    }
+
     pub fn registered_aors(&self) -> usize {
         self.table.aor_count()
     }

@@ -146,6 +146,13 @@ pub(crate) fn parse(
             });
         }
         let line = &buf[hs..he];
+        if memchr::memchr(b'\r', line).is_some() {
+            // A CR not followed by LF: lenient peers would read it as a line break, so a
+            // copy of this value in a response could smuggle a header.
+            defect.get_or_insert(Defect::HeaderLine);
+            pos = next;
+            continue;
+        }
         match memchr::memchr(b':', line) {
             Some(colon) => {
                 let name = trim(&line[..colon]);

@@ -288,7 +288,8 @@ mod tests {
 
     fn parse(text: &str) -> Message {
         Message::parse_datagram(
-            Bytes::from(text.replace('\n', "\r\n")),
+            // Test texts end lines with LF; printed messages already use CRLF.
+            Bytes::from(text.replace("\r\n", "\n").replace('\n', "\r\n")),
             &MessageLimits::default(),
         )
         .expect("test message parses")

@@ -6,6 +6,10 @@
 //! - [`transaction`]: RFC 3261 §17 client and server transactions under virtual time.
 //! - [`endpoint`]: the edge endpoint that validates every message, runs transactions and
 //!   answers what voxgate itself must answer (OPTIONS, 400/416/420/483/482/501/505 …).
+//! - [`auth`]: SIP digest authentication with stateless nonces (MD5, SHA-256, SHA-512-256).
+//! - [`registrar`]: contact bindings per extension, expiry, outbound flows, keep-alives.
+//! - [`security`]: block/allow lists, bans, flood and rate limits, overload admission.
+//! - [`stats`]: plain counters the binary exports.
 //!
 //! # What it never does
 //! No sockets, threads, channels, locks, files or clocks. Time and input come in as

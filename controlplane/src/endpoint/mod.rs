@@ -1,9 +1,12 @@
 //! The edge endpoint: every SIP message from the network enters here.
 //!
-//! It parses, validates and counts; answers what voxgate itself must answer (OPTIONS to
-//! itself, and 400/414/416/420/482/483/501/505 for requests it cannot take); and routes
-//! responses back per RFC 3261 §18.2.2 and RFC 3581. Later milestones hand validated
-//! requests on to the registrar and the B2BUA.
+//! In order: edge security on the source (block list, bans, flood limit) before any parsing;
+//! parsing and validation, with the answers voxgate itself must give (OPTIONS to itself,
+//! and 400/414/416/420/482/483/501/505 for requests it cannot take); the transaction layer,
+//! which absorbs retransmissions; overload and per-source budgets (503); digest
+//! authentication (401/407/403, the same for known and unknown users); REGISTER to the
+//! registrar; NAT keep-alives to registered UDP contacts. Responses go back per RFC 3261
+//! §18.2.2 and RFC 3581. Calls (the B2BUA) come with M5.
 //!
 //! It does not own sockets or connections: the driver passes each datagram or framed stream
 //! message in with its [`Peer`] and sends what [`Endpoint::poll_transmit`] returns.
@@ -281,9 +284,7 @@ impl Endpoint {
         self.after_input(now);
     }
 
-    /// Timers: nothing runs on timers yet beyond transactions (added with the transaction
-    /// layer).
-    /// Run the timers that are due.
+    /// Run the timers that are due: transactions, binding expiry and keep-alives, bans.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.transactions.handle_timeout(now);
         self.drain_transaction_events(now);

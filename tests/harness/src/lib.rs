@@ -12,6 +12,10 @@
 //! - A small HTTP/1.1 client over `std::net::TcpStream` ([`http`]) and a Prometheus text parser
 //!   ([`Metrics`]).
 //! - External tool detection ([`tool_available`], [`require_tool`]).
+//! - Registering as a phone would ([`RegisterSession`], [`register_load`]) with digest
+//!   credentials computed independently of voxgate ([`Challenge`]), generated extensions
+//!   and configs ([`numbered_extensions`], [`config_with_store`]), and the admin API's
+//!   registration and ban lists ([`Voxgate::registrations`], [`Voxgate::bans`]).
 //!
 //! What it does not do: simulated time or simulated networks (those belong to the sans-IO
 //! tests inside `controlplane`), and it never talks to anything but loopback.
@@ -19,10 +23,20 @@
 //! Timing: the harness drives a real process, so it reads the real clock. Every wait has a
 //! generous failure deadline and is never an assertion about speed.
 
+mod api;
+mod digest;
 mod http;
 mod process;
+mod register;
 mod sip;
 mod tools;
+
+pub use api::{BanEntry, RegistrationEntry};
+pub use digest::{Challenge, DigestAlgorithm};
+pub use register::{
+    config_with_store, extension_tables, header_param, numbered_extensions, register_load,
+    transact, via_branch, LoadControl, LoadReport, OutgoingRequest, RegisterSession, TestExtension,
+};
 
 pub use http::{http, http_request, HttpError, Metrics, Sample};
 pub use process::{default_config, test_config, Listener, Voxgate, DIR_PLACEHOLDER};

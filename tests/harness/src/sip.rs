@@ -190,6 +190,14 @@ impl UdpClient {
         UdpClient { socket }
     }
 
+    /// Binds exactly `local` (port 0 for an ephemeral one), for example another loopback
+    /// address such as `127.0.0.3:0`, so a test can play a second source host: on Linux the
+    /// whole of 127.0.0.0/8 is local.
+    pub fn bind(local: SocketAddr) -> UdpClient {
+        let socket = UdpSocket::bind(local).unwrap_or_else(|e| panic!("bind UDP {local}: {e}"));
+        UdpClient { socket }
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.socket
             .local_addr()

@@ -34,8 +34,9 @@ mod tools;
 pub use api::{BanEntry, RegistrationEntry};
 pub use digest::{Challenge, DigestAlgorithm};
 pub use register::{
-    config_with_store, extension_tables, header_param, numbered_extensions, register_load,
-    transact, via_branch, LoadControl, LoadReport, OutgoingRequest, RegisterSession, TestExtension,
+    config_with_store, extension_tables, granted_expires, header_param, numbered_extensions,
+    register_load, transact, via_branch, LoadControl, LoadReport, OutgoingRequest, RegisterSession,
+    TestExtension,
 };
 
 pub use http::{http, http_request, HttpError, Metrics, Sample};

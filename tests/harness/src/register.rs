@@ -91,6 +91,20 @@ pub fn header_param(value: &str, name: &str) -> Option<String> {
     })
 }
 
+/// The `expires` a 200 to a REGISTER grants the binding of `contact_uri` (RFC 3261 §10.3
+/// step 8 lists every binding of the AOR, each with its expiry). None when that contact is
+/// not listed or has no `expires` parameter.
+pub fn granted_expires(response: &Response, contact_uri: &str) -> Option<u32> {
+    let wanted = format!("<{contact_uri}>");
+    response
+        .header_values("Contact")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .find(|c| c.trim().starts_with(&wanted))
+        .and_then(|c| header_param(c, "expires"))
+        .and_then(|e| e.parse().ok())
+}
+
 /// Sends `msg` from `client` to `to`, resends it every 500 ms, and returns the first final
 /// response whose top Via branch is `branch` (so a late copy of an earlier answer is never
 /// mistaken for this one). None if nothing arrives within `limit`.
@@ -476,6 +490,13 @@ mod tests {
         let contact = r.header("Contact").unwrap();
         assert_eq!(header_param(&contact, "expires").as_deref(), Some("3600"));
         assert_eq!(header_param(&contact, "transport"), None);
+        let two = Response::parse(
+            b"SIP/2.0 200 OK\r\nContact: <sip:1@a:1>;expires=599, <sip:1@b:2>;expires=600\r\n\
+              Contact: <sip:1@c:3>;expires=30\r\n\r\n",
+        );
+        assert_eq!(granted_expires(&two, "sip:1@b:2"), Some(600));
+        assert_eq!(granted_expires(&two, "sip:1@c:3"), Some(30));
+        assert_eq!(granted_expires(&two, "sip:1@d:4"), None);
     }
 
     #[test]

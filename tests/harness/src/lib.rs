@@ -35,8 +35,8 @@ pub use api::{BanEntry, RegistrationEntry};
 pub use digest::{Challenge, DigestAlgorithm};
 pub use register::{
     config_with_store, extension_tables, granted_expires, header_param, numbered_extensions,
-    register_load, transact, via_branch, LoadControl, LoadReport, OutgoingRequest, RegisterSession,
-    TestExtension,
+    register_load, request_line, respond_to, transact, via_branch, LoadControl, LoadReport,
+    OutgoingRequest, RegisterSession, TestExtension,
 };
 
 pub use http::{http, http_request, HttpError, Metrics, Sample};

@@ -105,6 +105,35 @@ pub fn granted_expires(response: &Response, contact_uri: &str) -> Option<u32> {
         .and_then(|e| e.parse().ok())
 }
 
+/// The request line of a request as received (`OPTIONS sip:… SIP/2.0`), or "" if the bytes
+/// have none.
+pub fn request_line(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    text.split("\r\n").next().unwrap_or_default().to_owned()
+}
+
+/// A response to a request voxgate sent (such as a keep-alive OPTIONS): the status line,
+/// then Via, From, To (with a tag added when it has none), Call-ID and CSeq copied from the
+/// request (RFC 3261 §8.2.6.2).
+pub fn respond_to(request: &[u8], code: u16, reason: &str) -> String {
+    let r = Response::parse(request);
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
+    for via in r.header_values("Via") {
+        out.push_str(&format!("Via: {via}\r\n"));
+    }
+    for name in ["From", "To", "Call-ID", "CSeq"] {
+        let Some(mut value) = r.header(name) else {
+            continue;
+        };
+        if name == "To" && header_param(&value, "tag").is_none() {
+            value.push_str(";tag=harness-answer");
+        }
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    out
+}
+
 /// Sends `msg` from `client` to `to`, resends it every 500 ms, and returns the first final
 /// response whose top Via branch is `branch` (so a late copy of an earlier answer is never
 /// mistaken for this one). None if nothing arrives within `limit`.
@@ -497,6 +526,22 @@ mod tests {
         assert_eq!(granted_expires(&two, "sip:1@b:2"), Some(600));
         assert_eq!(granted_expires(&two, "sip:1@c:3"), Some(30));
         assert_eq!(granted_expires(&two, "sip:1@d:4"), None);
+    }
+
+    #[test]
+    fn answers_a_request() {
+        let options = b"OPTIONS sip:1000@127.0.0.1:5 SIP/2.0\r\n\
+            Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-vx1;rport\r\n\
+            From: <sip:voxgate.test>;tag=a\r\nTo: <sip:1000@voxgate.test>\r\n\
+            Call-ID: k@voxgate.test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(
+            request_line(options),
+            "OPTIONS sip:1000@127.0.0.1:5 SIP/2.0"
+        );
+        let answer = respond_to(options, 200, "OK");
+        assert!(answer.starts_with("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;"));
+        assert!(answer.contains("To: <sip:1000@voxgate.test>;tag=harness-answer\r\n"));
+        assert!(answer.contains("CSeq: 1 OPTIONS\r\n") && answer.ends_with("\r\n\r\n"));
     }
 
     #[test]

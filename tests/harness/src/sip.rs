@@ -231,6 +231,27 @@ impl UdpClient {
         }
     }
 
+    /// Receives one datagram with its source address, waiting at most `wait`: for tests
+    /// that must answer a request voxgate sends, or check where it came from.
+    pub fn recv_from(&self, wait: Duration) -> Option<(Vec<u8>, SocketAddr)> {
+        if wait.is_zero() {
+            return None;
+        }
+        self.socket
+            .set_read_timeout(Some(wait))
+            .expect("a non-zero timeout is valid");
+        let mut buf = vec![0u8; 65_536];
+        match self.socket.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                buf.truncate(n);
+                Some((buf, from))
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => None,
+            Err(e) => panic!("recv on {}: {e}", self.local_addr()),
+        }
+    }
+
     /// Every datagram that arrives during `window` (the whole window is always waited out,
     /// so silence can be asserted).
     pub fn collect(&self, window: Duration) -> Vec<Response> {

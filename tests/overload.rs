@@ -7,7 +7,7 @@
 //!
 //! Deterministic overload: the test stops voxgate (SIGSTOP), queues 2,000 REGISTERs in its
 //! UDP receive buffer, and continues it (SIGCONT). voxgate then finds a backlog deeper than
-//! `limits.queue_high_water` of a read batch (set to 25 % here) and must shed it. Every wait
+//! `limits.queue_high_water` of a read batch (set to 5 % here) and must shed it. Every wait
 //! is a failure deadline; no assertion depends on speed.
 
 use std::collections::HashMap;
@@ -81,10 +81,11 @@ fn register_flood_gets_503_with_retry_after_while_a_phone_refreshes() {
             &format!(
                 // The flood comes from an allow-listed address (a load balancer, say), so
                 // flood bans and rate limits do not apply: what it meets is the overload
-                // check alone. A low high-water mark makes a 2,000-datagram backlog far
-                // above it.
+                // check alone. A low high-water mark makes the queued backlog far above
+                // it even where the kernel keeps only a few hundred of the 2,000 datagrams
+                // (a default-sized receive buffer): the rest come as retransmissions.
                 "[security]\nallow = [\"127.0.0.1/32\"]\n\n\
-                 [limits]\nqueue_high_water = \"25%\"\n\n{}",
+                 [limits]\nqueue_high_water = \"5%\"\n\n{}",
                 extension_tables(&extensions)
             ),
         ),
@@ -146,7 +147,7 @@ fn register_flood_gets_503_with_retry_after_while_a_phone_refreshes() {
     eprintln!("flood answers by status: {by_code:?}");
     let rejected = by_code.get(&503).copied().unwrap_or(0);
     assert!(
-        rejected >= FLOOD / 4 && by_code.get(&401).copied().unwrap_or(0) > 0,
+        rejected >= FLOOD / 10 && by_code.get(&401).copied().unwrap_or(0) > 0,
         "want many 503s (the backlog was far over the high-water mark) and some 401s (work \
          still admitted): {by_code:?}"
     );

@@ -38,7 +38,9 @@ impl TestExtension {
     }
 }
 
-/// `count` extensions numbered from `first`, see [`TestExtension::numbered`].
+/// `count` extensions numbered from `first`, see [`TestExtension::numbered`]. check-config
+/// rejects numbers that overlap a prefix of 112, 911, 700 or 999: pick a range without them
+/// (1000-1999 holds 1120-1129; 2000-2999 is clean).
 pub fn numbered_extensions(first: u32, count: u32) -> Vec<TestExtension> {
     (first..first + count)
         .map(TestExtension::numbered)

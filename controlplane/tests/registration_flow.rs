@@ -330,3 +330,40 @@ fn sig15_networks_and_aor_ownership() {
         Some(403)
     );
 }
+
+#[test]
+fn sec17_registered_flow_gets_the_trusted_budget() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    let phone = peer("203.0.113.7", 40_000);
+    let got = send(&mut ep, now, phone, register("100", 1, "tb", 5062, None));
+    let auth = answer(&got[0], "100", PASSWORD, 1);
+    assert_eq!(
+        send(
+            &mut ep,
+            now,
+            phone,
+            register("100", 2, "tb", 5062, Some(&auth))
+        )[0]
+        .code(),
+        Some(200)
+    );
+    let burst = |ep: &mut Endpoint, from: Peer, tag: &str| {
+        (0..25)
+            .filter(|i| {
+                let req = register("100", 10 + i, &format!("{tag}{i}"), 5062, None);
+                send(ep, now, from, req)[0].code() == Some(503)
+            })
+            .count()
+    };
+    assert_eq!(
+        burst(&mut ep, phone, "p"),
+        0,
+        "the registered flow is not rate limited"
+    );
+    let stranger = peer("198.51.100.20", 40_000);
+    assert!(
+        burst(&mut ep, stranger, "s") > 0,
+        "an unregistered source is"
+    );
+}

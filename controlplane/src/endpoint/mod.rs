@@ -169,6 +169,15 @@ impl Endpoint {
         lifted
     }
 
+    fn is_registered_flow(&self, peer: Peer) -> bool {
+        self.registrar.has_flow(&crate::registrar::Flow {
+            transport: peer.transport,
+            remote: peer.remote,
+            local: peer.local,
+            conn: peer.conn,
+        })
+    }
+
     /// Whether something still needs connection `conn`: a registered contact's flow runs
     /// over it (SEC-16 closes idle connections only when nothing is bound to them).
     pub fn connection_in_use(&self, conn: ConnId) -> bool {
@@ -426,7 +435,14 @@ impl Endpoint {
             self.stats.count_drop(DropReason::StrayAck);
             return;
         }
-        let response = match self.admit_new(now, peer, trust, &method, &msg, tx.is_some()) {
+        // SEC-17: a registered phone's own flow is trusted for budgets and overload (not for
+        // authentication: its calls are still challenged).
+        let budget_trust = if trust == Trust::Untrusted && self.is_registered_flow(peer) {
+            Trust::Trusted
+        } else {
+            trust
+        };
+        let response = match self.admit_new(now, peer, budget_trust, &method, &msg, tx.is_some()) {
             Some(busy) => busy,
             None => match self.validate(&msg, &method) {
                 Ok(target) => self.answer(now, peer, trust, method, target, &msg),

@@ -367,6 +367,12 @@ impl Registrar {
         self.table.has_conn(conn)
     }
 
+    /// Whether `flow` is a registered contact's flow (SEC-17: such traffic gets the
+    /// trusted budget, so a flood from elsewhere cannot starve registered phones).
+    pub fn has_flow(&self, flow: &Flow) -> bool {
+        self.table.flow_slot(flow).is_some()
+    }
+
     pub fn registered_aors(&self) -> usize {
         self.table.aor_count()
     }

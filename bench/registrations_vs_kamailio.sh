@@ -54,7 +54,7 @@ while [ $# -gt 0 ]; do
         --only) only=$2; shift ;;
         --markdown) markdown=1 ;;
         --keep) keep=1 ;;
-        -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -101,6 +101,8 @@ cleanup() {
     if [ "$keep" -eq 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
+# A signal (timeout, Ctrl-C) exits through the EXIT trap too, so no server is left running.
+trap 'exit 130' INT TERM
 
 domain=bench.test
 # Warm-up registrations: other extensions than the measured ones, so every measured

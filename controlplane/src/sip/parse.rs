@@ -113,6 +113,15 @@ pub(crate) fn parse(
             terminated = true;
             break;
         }
+        if memchr::memchr(b'\r', &buf[hs..he]).is_some() {
+            // A CR not followed by LF: lenient peers would read it as a line break, so a
+            // copy of this value in a response could smuggle a header. The line (and any
+            // continuation of it) is dropped and the request gets a 400.
+            defect.get_or_insert(Defect::HeaderLine);
+            previous_kept = false;
+            pos = next;
+            continue;
+        }
         if buf[hs] == b' ' || buf[hs] == b'\t' {
             // Continuation line: extend the previous value (RFC 3261 §7.3.1), unless the
             // previous line was dropped as malformed: then this line belongs to it.
@@ -146,13 +155,6 @@ pub(crate) fn parse(
             });
         }
         let line = &buf[hs..he];
-        if memchr::memchr(b'\r', line).is_some() {
-            // A CR not followed by LF: lenient peers would read it as a line break, so a
-            // copy of this value in a response could smuggle a header.
-            defect.get_or_insert(Defect::HeaderLine);
-            pos = next;
-            continue;
-        }
         match memchr::memchr(b':', line) {
             Some(colon) => {
                 let name = trim(&line[..colon]);

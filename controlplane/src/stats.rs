@@ -35,10 +35,12 @@ pub enum DropReason {
     Scanner,
     /// The source sent new transactions faster than its token bucket allows.
     RateLimited,
+    /// The listener's ACL keeps the source out.
+    ListenerAcl,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::Malformed,
         DropReason::TooLarge,
         DropReason::StrayResponse,
@@ -52,6 +54,7 @@ impl DropReason {
         DropReason::Flood,
         DropReason::Scanner,
         DropReason::RateLimited,
+        DropReason::ListenerAcl,
     ];
 
     /// The Prometheus label value.
@@ -70,6 +73,7 @@ impl DropReason {
             DropReason::Flood => "flood",
             DropReason::Scanner => "scanner",
             DropReason::RateLimited => "rate_limited",
+            DropReason::ListenerAcl => "listener_acl",
         }
     }
 

@@ -254,9 +254,16 @@ impl Endpoint {
         self.after_input(now);
     }
 
-    /// Block list, bans and flood limits, before any parsing (SEC-03, SEC-04, SEC-13).
+    /// Listener ACL, block list, bans and flood limits, before any parsing (SEC-03,
+    /// SEC-04, SEC-13, SEC-17).
     fn admit_source(&mut self, now: Instant, peer: Peer) -> Option<Trust> {
-        match self.security.check_source(now, peer.remote.ip()) {
+        let ip = peer.remote.ip();
+        if !self.security.check_listener(peer.transport, peer.local, ip) {
+            self.stats.count_drop(DropReason::ListenerAcl);
+            return None;
+        }
+        let registered = self.is_registered_flow(peer);
+        match self.security.check_source_of(now, ip, registered) {
             SourceVerdict::Trusted => Some(Trust::Trusted),
             SourceVerdict::Untrusted => Some(Trust::Untrusted),
             SourceVerdict::Drop(reason) => {
@@ -826,6 +833,7 @@ fn security_drop(reason: SecurityDrop) -> DropReason {
         SecurityDrop::Flood => DropReason::Flood,
         SecurityDrop::Scanner => DropReason::Scanner,
         SecurityDrop::RateLimited => DropReason::RateLimited,
+        SecurityDrop::ListenerAcl => DropReason::ListenerAcl,
     }
 }
 

@@ -7,14 +7,23 @@ use std::num::NonZeroU32;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
 use super::IpNet;
+use crate::sip::Transport;
 
 /// Everything [`super::EdgeSecurity`] needs to know. `Default` is the shipped policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SecurityConfig {
     /// `security.allow`: trusted sources, exempt from flood limits, rate limits and
-    /// automatic bans (SEC-04). The binary also adds trunk ACL networks here (SEC-17).
+    /// automatic bans (SEC-04).
     pub allow: Vec<IpNet>,
+    /// `[[trunk]]` ACLs (SEC-17): their sources are trusted like `allow`, and
+    /// [`super::EdgeSecurity::trunk_of`] names the trunk a source belongs to.
+    pub trunks: Vec<TrunkAcl>,
+    /// Per-listener ACLs (`allow`/`block` on a `sip.listen` entry): checked before
+    /// everything else for traffic arriving on that listener.
+    pub listeners: Vec<ListenerAcl>,
     /// `security.block`: always dropped, before anything else (SEC-04).
     pub block: Vec<IpNet>,
     pub auth_fail: AuthFailConfig,
@@ -29,6 +38,40 @@ pub struct SecurityConfig {
     /// authentication failures) and most bans held. Bounds memory under a flood from
     /// spoofed addresses (idle entries go first, then the least recently seen). Default 100,000 (about 10 MB per table).
     pub max_tracked_sources: usize,
+}
+
+/// The sources of one IP-authenticated trunk (SEC-17).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkAcl {
+    /// `trunk.name`.
+    pub name: String,
+    /// `trunk.acl`: networks, each optionally limited to one source port.
+    pub sources: Vec<AclSource>,
+}
+
+/// One trunk ACL entry: `"203.0.113.7"`, `"203.0.113.0/24"` or `"203.0.113.7:5060"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AclSource {
+    pub net: IpNet,
+    /// `None`: any source port.
+    pub port: Option<u16>,
+}
+
+impl AclSource {
+    pub fn matches(&self, remote: SocketAddr) -> bool {
+        self.net.contains(remote.ip()) && self.port.is_none_or(|p| p == remote.port())
+    }
+}
+
+/// Who may send to one listener. Traffic from a source outside `allow` (when `allow` is
+/// not empty) or inside `block` is dropped silently and counted `listener_acl`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerAcl {
+    pub transport: Transport,
+    /// The listener's bound address, as the driver reports it in `Peer::local`.
+    pub local: SocketAddr,
+    pub allow: Vec<IpNet>,
+    pub block: Vec<IpNet>,
 }
 
 /// Brute-force lockout (SEC-03): more than `per_account` failures for one account, or
@@ -108,6 +151,8 @@ impl Default for SecurityConfig {
     fn default() -> Self {
         SecurityConfig {
             allow: Vec::new(),
+            trunks: Vec::new(),
+            listeners: Vec::new(),
             block: Vec::new(),
             auth_fail: AuthFailConfig::default(),
             flood: FloodConfig::default(),

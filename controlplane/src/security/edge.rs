@@ -67,13 +67,47 @@ impl Limits {
     }
 }
 
+/// A listener ACL, compiled.
+#[derive(Debug)]
+struct ListenerSets {
+    transport: crate::sip::Transport,
+    local: std::net::SocketAddr,
+    allow: IpSet,
+    block: IpSet,
+}
+
+fn allow_set(config: &SecurityConfig) -> IpSet {
+    let trunks = config
+        .trunks
+        .iter()
+        .flat_map(|t| t.sources.iter().map(|s| s.net));
+    IpSet::new(config.allow.iter().copied().chain(trunks))
+}
+
+fn listener_sets(config: &SecurityConfig) -> Vec<ListenerSets> {
+    config
+        .listeners
+        .iter()
+        .map(|l| ListenerSets {
+            transport: l.transport,
+            local: l.local,
+            allow: IpSet::new(l.allow.iter().copied()),
+            block: IpSet::new(l.block.iter().copied()),
+        })
+        .collect()
+}
+
 /// Edge security policy (see [`crate::security`]). Single-threaded, no I/O, time passed in.
 #[derive(Debug)]
 pub struct EdgeSecurity {
     config: SecurityConfig,
     limits: Limits,
+    /// `allow` and every trunk ACL network.
     allow: IpSet,
     block: IpSet,
+    /// Blocklist feeds (SEC-08), replaced whole on every refresh.
+    feed_block: IpSet,
+    listeners: Vec<ListenerSets>,
     scanner: ScannerMatcher,
     sources: SourceTable<SourceState>,
     auth: SourceTable<AuthFailures>,
@@ -98,8 +132,10 @@ impl EdgeSecurity {
     pub fn with_seed(config: SecurityConfig, seed: u64) -> EdgeSecurity {
         EdgeSecurity {
             limits: Limits::of(&config),
-            allow: IpSet::new(config.allow.iter().copied()),
+            allow: allow_set(&config),
             block: IpSet::new(config.block.iter().copied()),
+            feed_block: IpSet::default(),
+            listeners: listener_sets(&config),
             scanner: ScannerMatcher::new(&config.scanner_user_agents),
             sources: SourceTable::new(config.max_tracked_sources),
             auth: SourceTable::new(config.max_tracked_sources),
@@ -124,8 +160,9 @@ impl EdgeSecurity {
     pub fn set_config(&mut self, config: SecurityConfig) {
         let window_changed = config.flood.window != self.config.flood.window;
         self.limits = Limits::of(&config);
-        self.allow = IpSet::new(config.allow.iter().copied());
+        self.allow = allow_set(&config);
         self.block = IpSet::new(config.block.iter().copied());
+        self.listeners = listener_sets(&config);
         self.scanner = ScannerMatcher::new(&config.scanner_user_agents);
         if window_changed {
             self.sources.for_each(|s| s.flood.reset(s.last_seen));
@@ -139,11 +176,68 @@ impl EdgeSecurity {
         self.config = config;
     }
 
+    /// Replaces the networks merged from blocklist feeds (SEC-08). They are dropped like
+    /// `block` entries; the allow list does not override them either.
+    pub fn set_feed_blocks(&mut self, nets: impl IntoIterator<Item = super::IpNet>) {
+        self.feed_block = IpSet::new(nets);
+    }
+
+    /// Networks currently merged from blocklist feeds.
+    pub fn feed_blocks(&self) -> usize {
+        self.feed_block.len()
+    }
+
+    /// The per-listener ACL, for traffic that arrived on `local` over `transport`: `false`
+    /// (counted as [`SecurityDrop::ListenerAcl`]) when that listener's ACL keeps `ip` out.
+    /// Listeners without an ACL let everyone on to [`EdgeSecurity::check_source`].
+    pub fn check_listener(
+        &mut self,
+        transport: crate::sip::Transport,
+        local: std::net::SocketAddr,
+        ip: IpAddr,
+    ) -> bool {
+        let Some(acl) = self
+            .listeners
+            .iter()
+            .find(|l| l.transport == transport && l.local == local)
+        else {
+            return true;
+        };
+        let admitted = !acl.block.contains(ip) && (acl.allow.is_empty() || acl.allow.contains(ip));
+        if !admitted {
+            self.stats.count_drop(SecurityDrop::ListenerAcl);
+        }
+        admitted
+    }
+
+    /// The IP-authenticated trunk whose ACL `remote` matches (SEC-17), first match in
+    /// configuration order.
+    pub fn trunk_of(&self, remote: std::net::SocketAddr) -> Option<&str> {
+        self.config
+            .trunks
+            .iter()
+            .find(|t| t.sources.iter().any(|s| s.matches(remote)))
+            .map(|t| t.name.as_str())
+    }
+
     /// The first check for every datagram or stream message, before parsing:
     /// block list, then bans, then allow list, then the flood limit. The flood count
     /// includes this message; the message that goes over the limit bans its source.
     pub fn check_source(&mut self, now: Instant, ip: IpAddr) -> SourceVerdict {
-        if self.block.contains(ip) {
+        self.check_source_of(now, ip, false)
+    }
+
+    /// [`EdgeSecurity::check_source`] for a message whose flow (transport, address and
+    /// port, or connection) belongs to a registered contact when `registered_flow` is
+    /// true: such a flow is not flood-counted (SEC-17: a DECT base re-registering many
+    /// handsets is not a flood), though block lists and bans still apply.
+    pub fn check_source_of(
+        &mut self,
+        now: Instant,
+        ip: IpAddr,
+        registered_flow: bool,
+    ) -> SourceVerdict {
+        if self.block.contains(ip) || self.feed_block.contains(ip) {
             return self.drop(SecurityDrop::Blocked);
         }
         let key = source_key(ip);
@@ -152,6 +246,9 @@ impl EdgeSecurity {
         }
         if self.allow.contains(ip) {
             return SourceVerdict::Trusted;
+        }
+        if registered_flow {
+            return SourceVerdict::Untrusted;
         }
         let limits = self.limits;
         let source = self.sources.entry(

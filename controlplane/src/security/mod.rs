@@ -48,8 +48,8 @@ mod scanner;
 mod table;
 
 pub use config::{
-    AuthFailConfig, FloodConfig, OverloadConfig, RateLimitConfig, SecurityConfig,
-    DEFAULT_SCANNER_USER_AGENTS,
+    AclSource, AuthFailConfig, FloodConfig, ListenerAcl, OverloadConfig, RateLimitConfig,
+    SecurityConfig, TrunkAcl, DEFAULT_SCANNER_USER_AGENTS,
 };
 pub use edge::EdgeSecurity;
 pub use lists::{source_key, IpNet, IpNetError, IpSet};
@@ -132,15 +132,18 @@ pub enum SecurityDrop {
     Scanner,
     /// The source's new-transaction bucket is empty.
     RateLimited,
+    /// The listener's own ACL does not let the source in.
+    ListenerAcl,
 }
 
 impl SecurityDrop {
-    pub const ALL: [SecurityDrop; 5] = [
+    pub const ALL: [SecurityDrop; 6] = [
         SecurityDrop::Blocked,
         SecurityDrop::Banned,
         SecurityDrop::Flood,
         SecurityDrop::Scanner,
         SecurityDrop::RateLimited,
+        SecurityDrop::ListenerAcl,
     ];
 
     /// The Prometheus label value.
@@ -151,6 +154,7 @@ impl SecurityDrop {
             SecurityDrop::Flood => "flood",
             SecurityDrop::Scanner => "scanner",
             SecurityDrop::RateLimited => "rate_limited",
+            SecurityDrop::ListenerAcl => "listener_acl",
         }
     }
 
@@ -161,6 +165,7 @@ impl SecurityDrop {
             SecurityDrop::Flood => 2,
             SecurityDrop::Scanner => 3,
             SecurityDrop::RateLimited => 4,
+            SecurityDrop::ListenerAcl => 5,
         }
     }
 }

@@ -100,6 +100,8 @@ pub struct EndpointStats {
     pub bans_active: u64,
     /// New requests answered 503 because of overload (SEC-15).
     pub overload_rejections: u64,
+    /// Networks merged from blocklist feeds now (SEC-08).
+    pub blocklist_entries: u64,
     /// Failed digest authentications, by [`AuthFailure::ALL`] order.
     auth_failures: [u64; AuthFailure::ALL.len()],
 }
@@ -115,6 +117,7 @@ impl Default for EndpointStats {
             aors_registered: 0,
             bans_active: 0,
             overload_rejections: 0,
+            blocklist_entries: 0,
             auth_failures: [0; AuthFailure::ALL.len()],
         }
     }

@@ -229,6 +229,13 @@ impl Endpoint {
         self.config = config;
     }
 
+    /// Replaces the networks merged from blocklist feeds (SEC-08); the binary fetches the
+    /// feeds and calls this after every successful refresh.
+    pub fn set_feed_blocks(&mut self, nets: impl IntoIterator<Item = crate::security::IpNet>) {
+        self.security.set_feed_blocks(nets);
+        self.stats.blocklist_entries = self.security.feed_blocks() as u64;
+    }
+
     pub fn config(&self) -> &EndpointConfig {
         &self.config
     }

@@ -6,11 +6,11 @@
 //! Unknown paths answer 404, known paths with the wrong method 405 with `Allow`, always
 //! with a JSON body.
 //!
-//! Registrations and bans live in the SIP driver thread. The admin thread never asks it
-//! for them: the driver publishes snapshots ([`RegistrationView`], [`BanView`]) into the
-//! `ArcSwap`s of [`AdminState`] a few times a second, and a request reads the latest one,
-//! so a listing is at most one publication old. Lifting a ban is a command to the driver
-//! ([`AdminState::unban`]).
+//! Registrations and bans live in the SIP driver thread. A listing asks the driver for
+//! them ([`AdminState::registrations`], [`AdminState::bans`]: commands answered on the
+//! driver's next loop turn), so nothing is copied while nobody is looking: with 100,000
+//! bindings a published snapshot would cost the driver a copy of every binding each second.
+//! Lifting a ban is a command too ([`AdminState::unban`]).
 //!
 //! Does not own: what a reload or an unban does (callbacks from `main`), the metric
 //! definitions (`metrics`), or the calls/CDR endpoints (later milestones). The admin
@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
 use serde::Serialize;
 use serde_json::json;
 use tiny_http::{Header, Method, Request, Response, Server};
@@ -55,17 +54,20 @@ pub struct AdminState {
     /// worker silent for 2 s") and store availability (Redis) register here once those
     /// components exist; in M2 there are no media workers, so none is registered.
     pub health_checks: Vec<Box<dyn HealthCheck>>,
-    /// The registrar's bindings as last published by the driver (`GET
-    /// /api/v1/registrations`). Empty until the first publication.
-    pub registrations: Arc<ArcSwap<Vec<RegistrationView>>>,
-    /// The bans in force as last published by the driver (`GET /api/v1/bans`).
-    pub bans: Arc<ArcSwap<Vec<BanView>>>,
+    /// The registrar's bindings now (`GET /api/v1/registrations`), asked of the driver;
+    /// `Err` with an operator-facing message when it could not be asked (503).
+    pub registrations: Lister<RegistrationView>,
+    /// The bans in force now (`GET /api/v1/bans`), asked of the driver.
+    pub bans: Lister<BanView>,
     /// Lifts the ban of an address (`DELETE /api/v1/bans/{ip}`): `Ok(true)` when one was
     /// lifted, `Ok(false)` when the address was not banned, `Err` with an operator-facing
     /// message when the driver could not be asked. Wired by `main` to a driver command;
     /// the default refuses, so an unwired server never claims to have unbanned anyone.
     pub unban: Box<dyn Fn(IpAddr) -> Result<bool, String> + Send + Sync>,
 }
+
+/// A callback that lists something held by another thread.
+pub type Lister<T> = Box<dyn Fn() -> Result<Vec<T>, String> + Send + Sync>;
 
 /// One contact binding as `GET /api/v1/registrations` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -135,8 +137,10 @@ impl AdminState {
             started,
             disk_min_free_ratio: DEFAULT_DISK_MIN_FREE_RATIO,
             health_checks: Vec::new(),
-            registrations: Arc::new(ArcSwap::from_pointee(Vec::new())),
-            bans: Arc::new(ArcSwap::from_pointee(Vec::new())),
+            registrations: Box::new(|| {
+                Err("registrations are not available in this process".to_owned())
+            }),
+            bans: Box::new(|| Err("bans are not available in this process".to_owned())),
             unban: Box::new(|_| Err("unbanning is not available in this process".to_owned())),
         }
     }
@@ -534,16 +538,17 @@ fn reload_reply(state: &AdminState, _: Option<&str>) -> Reply {
 }
 
 fn registrations_reply(state: &AdminState, _: Option<&str>) -> Reply {
-    let registrations = state.registrations.load();
-    Reply::json(
-        200,
-        json!({ "count": registrations.len(), "registrations": &**registrations }),
-    )
+    match (state.registrations)() {
+        Ok(list) => Reply::json(200, json!({ "count": list.len(), "registrations": list })),
+        Err(e) => Reply::json(503, json!({ "error": e })),
+    }
 }
 
 fn bans_reply(state: &AdminState, _: Option<&str>) -> Reply {
-    let bans = state.bans.load();
-    Reply::json(200, json!({ "count": bans.len(), "bans": &**bans }))
+    match (state.bans)() {
+        Ok(list) => Reply::json(200, json!({ "count": list.len(), "bans": list })),
+        Err(e) => Reply::json(503, json!({ "error": e })),
+    }
 }
 
 fn unban_reply(state: &AdminState, param: Option<&str>) -> Reply {
@@ -854,11 +859,16 @@ mod tests {
     }
 
     #[test]
-    fn lists_registrations_from_the_published_snapshot() {
+    fn lists_registrations_from_the_driver() {
+        use std::sync::Mutex;
+
         let dir = tempfile::tempdir().expect("temp dir");
-        let state = Arc::new(state_with(dir.path(), Box::new(|| Ok(()))));
+        let mut state = state_with(dir.path(), Box::new(|| Ok(())));
+        let held: Arc<Mutex<Vec<RegistrationView>>> = Arc::default();
+        let driver = Arc::clone(&held);
+        state.registrations = Box::new(move || Ok(driver.lock().expect("test lock").clone()));
         let server =
-            spawn("127.0.0.1:0".parse().expect("addr"), Arc::clone(&state)).expect("spawn admin");
+            spawn("127.0.0.1:0".parse().expect("addr"), Arc::new(state)).expect("spawn admin");
         let addr = server.local_addr();
 
         let empty = http(addr, "GET", "/api/v1/registrations");
@@ -866,7 +876,7 @@ mod tests {
         assert_eq!(empty.header("Content-Type"), Some("application/json"));
         assert_eq!(empty.json(), json!({ "count": 0, "registrations": [] }));
 
-        // The driver publishes; the next request sees it.
+        // The driver now holds two; the next request sees them.
         let t = now();
         let views = vec![
             RegistrationView::from_binding(
@@ -884,7 +894,7 @@ mod tests {
             ),
         ];
         assert!((3599..=3600).contains(&views[0].expires_in));
-        state.registrations.store(Arc::new(views));
+        *held.lock().expect("test lock") = views;
         let listed = http(addr, "GET", "/api/v1/registrations").json();
         assert_eq!(listed["count"], 2);
         let first = &listed["registrations"][0];
@@ -924,7 +934,7 @@ mod tests {
             Ok(list.len() < before)
         });
         let t = now();
-        state.bans.store(Arc::new(vec![
+        let bans = vec![
             BanView::from_ban(
                 &Ban {
                     ip: "203.0.113.9".parse().expect("ip"),
@@ -941,7 +951,8 @@ mod tests {
                 },
                 t,
             ),
-        ]));
+        ];
+        state.bans = Box::new(move || Ok(bans.clone()));
         let server =
             spawn("127.0.0.1:0".parse().expect("addr"), Arc::new(state)).expect("spawn admin");
         let addr = server.local_addr();
@@ -1001,10 +1012,17 @@ mod tests {
         let reply = http(server.local_addr(), "DELETE", "/api/v1/bans/192.0.2.1");
         assert_eq!(reply.status, 503);
         assert!(reply.json()["error"].is_string());
+        // So must the listings.
+        for path in ["/api/v1/bans", "/api/v1/registrations"] {
+            let reply = http(server.local_addr(), "GET", path);
+            assert_eq!(reply.status, 503, "{path}");
+            assert!(reply.json()["error"].is_string());
+        }
         server.shutdown();
 
         let mut state = state_with(dir.path(), Box::new(|| Ok(())));
         state.unban = Box::new(|_| panic!("driver bug"));
+        state.bans = Box::new(|| Ok(Vec::new()));
         let server =
             spawn("127.0.0.1:0".parse().expect("addr"), Arc::new(state)).expect("spawn admin");
         let addr = server.local_addr();

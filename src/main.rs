@@ -246,10 +246,9 @@ fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         .map(|(transport, addr)| LocalListener { transport, addr })
         .collect();
     let handle = driver.handle();
-    let views = driver::AdminViews::default();
     let mut driver = driver;
     driver
-        .set_persistence(store, views.clone())
+        .set_persistence(store)
         .context("loading registrations and bans from the store")?;
     // The endpoint must know the real addresses (port 0 binds) to recognise itself.
     handle
@@ -285,9 +284,10 @@ fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         started,
     );
     let unbanner = handle.clone();
+    let (lister, ban_lister) = (handle.clone(), handle.clone());
     let admin_state = admin::AdminState {
-        registrations: views.registrations.clone(),
-        bans: views.bans.clone(),
+        registrations: Box::new(move || lister.registrations().map_err(|e| e.to_string())),
+        bans: Box::new(move || ban_lister.bans().map_err(|e| e.to_string())),
         unban: Box::new(move |ip| unbanner.unban(ip).map_err(|e| e.to_string())),
         ..admin_state
     };

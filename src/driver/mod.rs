@@ -63,7 +63,6 @@ use crate::metrics::Metrics;
 use conn::{CloseReason, Conn, ConnError, ReadStatus};
 use limits::ConnCounter;
 pub use limits::DriverLimits;
-pub use persist::AdminViews;
 
 /// The driver thread is gone (it returned from [`Driver::run`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -84,7 +83,19 @@ enum Command {
         ip: std::net::IpAddr,
         reply: std::sync::mpsc::SyncSender<bool>,
     },
+    /// List the bindings (the admin API).
+    Registrations {
+        reply: std::sync::mpsc::SyncSender<Vec<crate::admin::RegistrationView>>,
+    },
+    /// List the bans in force (the admin API).
+    Bans {
+        reply: std::sync::mpsc::SyncSender<Vec<crate::admin::BanView>>,
+    },
 }
+
+/// How long an admin listing waits for the loop: a listing of 100,000 bindings takes
+/// the loop tens of milliseconds, and a loop that does not answer in this long is stuck.
+const LIST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Controls a running [`Driver`] from other threads.
 #[derive(Debug, Clone)]
@@ -117,6 +128,20 @@ impl DriverHandle {
         answer
             .recv_timeout(Duration::from_secs(1))
             .map_err(|_| DriverStopped)
+    }
+
+    /// Every binding the registrar holds now.
+    pub fn registrations(&self) -> Result<Vec<crate::admin::RegistrationView>, DriverStopped> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.send(Command::Registrations { reply })?;
+        answer.recv_timeout(LIST_TIMEOUT).map_err(|_| DriverStopped)
+    }
+
+    /// Every ban in force now.
+    pub fn bans(&self) -> Result<Vec<crate::admin::BanView>, DriverStopped> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.send(Command::Bans { reply })?;
+        answer.recv_timeout(LIST_TIMEOUT).map_err(|_| DriverStopped)
     }
 
     /// Stop the loop: connections are closed and [`Driver::run`] returns.
@@ -322,23 +347,18 @@ impl Driver {
             messages: Vec::new(),
             tag_state: RandomState::new().build_hasher().finish(),
             next_publish: None,
-            persist: persist::Persistence::new(
-                None,
-                (started, started_unix),
-                AdminViews::default(),
-            ),
+            persist: persist::Persistence::new(None, (started, started_unix)),
             last_now: started,
             endpoint,
         })
     }
 
     /// The bound listeners, with real port numbers.
-    /// Keep bindings and bans in `store` (loading what it holds into the endpoint now) and
-    /// publish their views for the admin API. Without this the driver keeps nothing.
+    /// Keep bindings and bans in `store` (loading what it holds into the endpoint now).
+    /// Without this the driver keeps nothing.
     pub fn set_persistence(
         &mut self,
         store: crate::store::Store,
-        views: AdminViews,
     ) -> Result<(), crate::store::StoreError> {
         let now = clock();
         let now_unix = self.persist.now_unix(now);
@@ -358,12 +378,10 @@ impl Driver {
             "restored from the store"
         );
         let anchor = (now, now_unix);
-        self.persist = persist::Persistence::new(Some(store), anchor, views);
+        self.persist = persist::Persistence::new(Some(store), anchor);
         self.endpoint.restore(now, bindings, bans);
         self.drain_endpoint(now);
         self.flush(now);
-        self.persist.mark_dirty();
-        self.persist.publish_views(now, &self.endpoint);
         Ok(())
     }
 
@@ -434,7 +452,6 @@ impl Driver {
                 self.metrics.publish_sip(self.endpoint.stats());
                 self.next_publish = now.checked_add(PUBLISH_INTERVAL);
             }
-            self.persist.publish_views(now, &self.endpoint);
         }
         self.close_all();
         Ok(())
@@ -469,6 +486,22 @@ impl Driver {
                     let lifted = self.endpoint.unban(ip);
                     self.drain_endpoint(now);
                     let _ = reply.send(lifted);
+                }
+                Ok(Command::Registrations { reply }) => {
+                    let list = self
+                        .endpoint
+                        .registrations()
+                        .map(|b| crate::admin::RegistrationView::from_binding(b, now))
+                        .collect();
+                    let _ = reply.send(list);
+                }
+                Ok(Command::Bans { reply }) => {
+                    let list = self
+                        .endpoint
+                        .bans()
+                        .map(|b| crate::admin::BanView::from_ban(b, now))
+                        .collect();
+                    let _ = reply.send(list);
                 }
                 Ok(Command::Reload {
                     config,
@@ -793,6 +826,8 @@ impl Driver {
     }
 
     fn close_all(&mut self) {
+        // Answers held for an open commit window go out after their commit, as always.
+        self.flush_with(clock(), true);
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
             self.remove(id, CloseReason::Shutdown);
@@ -884,11 +919,16 @@ impl Driver {
         }
     }
 
-    /// Commit what the iteration changed, then send what waited for the commit.
+    /// Commit what the iteration changed once its group-commit window is over, then send
+    /// what waited for the commit.
     fn flush(&mut self, now: Instant) {
+        self.flush_with(now, false);
+    }
+
+    fn flush_with(&mut self, now: Instant, force: bool) {
         // Connection closes since the last drain may have unbound contacts.
         self.drain_endpoint(now);
-        let held: Vec<Transmit> = self.persist.commit().collect();
+        let held: Vec<Transmit> = self.persist.commit(now, force).collect();
         for t in held {
             self.send_transmit(now, t);
         }

@@ -9,7 +9,6 @@
 use std::time::Instant;
 
 use crate::auth::{AuthOutcome, Authenticated};
-use crate::config::User;
 use crate::registrar::Flow;
 use crate::sip::{unescape, HeaderName, Message, Uri};
 
@@ -18,8 +17,8 @@ use super::{Endpoint, Peer};
 impl Endpoint {
     /// Answer a REGISTER.
     pub(super) fn register(&mut self, now: Instant, peer: Peer, msg: &Message) -> Message {
-        let user = match self.authenticate(now, peer, msg, HeaderName::Authorization) {
-            Ok(user) => user,
+        let index = match self.authenticate(now, peer, msg, HeaderName::Authorization) {
+            Ok(index) => index,
             Err(response) => return *response,
         };
         // The authenticated user may register its own extension only.
@@ -27,6 +26,7 @@ impl Endpoint {
             Some(aor) => aor,
             None => return self.refuse(msg, "Not An Extension Of This Domain"),
         };
+        let user = &self.config.users[index];
         if aor != user.number {
             return self.refuse(msg, "Credentials Do Not Match The AOR");
         }
@@ -41,7 +41,7 @@ impl Endpoint {
             local: peer.local,
             conn: peer.conn,
         };
-        let outcome = self.registrar.handle_register(now, flow, &user.number, msg);
+        let outcome = self.registrar.handle_register(now, flow, &aor, msg);
         let tag = self.new_tag();
         outcome
             .response(msg, Some(&tag))
@@ -49,7 +49,8 @@ impl Endpoint {
             .build()
     }
 
-    /// Digest authentication of a request: `Ok(user)` when its credentials check out,
+    /// Digest authentication of a request: `Ok(index)` of the user in `config.users` when
+    /// its credentials check out,
     /// otherwise the response to send (401/407 challenge, or 403). Known and unknown users
     /// get the same challenge and the same 403 (SEC-14); failures count towards a ban
     /// (SEC-03).
@@ -59,21 +60,18 @@ impl Endpoint {
         peer: Peer,
         msg: &Message,
         header: HeaderName,
-    ) -> Result<User, Box<Message>> {
+    ) -> Result<usize, Box<Message>> {
         let now_unix = self.now_unix(now);
-        let users = &self.config.users;
+        let (users, index) = (&self.config.users, &self.users_by_auth_id);
         let outcome = self.auth.verify(now_unix, msg, header, |auth_id| {
-            users
-                .iter()
-                .find(|u| u.auth_id == auth_id)
-                .map(|u| u.credential.clone())
+            index.get(auth_id).map(|&i| users[i].credential.clone())
         });
         match outcome {
             AuthOutcome::Authenticated(proof) => match self.user_of(&proof) {
-                Some(user) => {
+                Some(i) => {
                     self.security
-                        .record_auth_success(now, peer.remote.ip(), &user.auth_id);
-                    Ok(user)
+                        .record_auth_success(now, peer.remote.ip(), proof.username());
+                    Ok(i)
                 }
                 // The user left the configuration between lookup and here: cannot happen
                 // within one call, but refuse rather than trust a stale proof.
@@ -94,12 +92,8 @@ impl Endpoint {
         }
     }
 
-    fn user_of(&self, proof: &Authenticated) -> Option<User> {
-        self.config
-            .users
-            .iter()
-            .find(|u| u.auth_id == proof.username())
-            .cloned()
+    fn user_of(&self, proof: &Authenticated) -> Option<usize> {
+        self.users_by_auth_id.get(proof.username()).copied()
     }
 
     /// 401 (REGISTER) or 407 (anything else) with one challenge per offered algorithm.

@@ -367,3 +367,73 @@ fn sec17_registered_flow_gets_the_trusted_budget() {
         "an unregistered source is"
     );
 }
+
+#[test]
+fn sec17_registered_flow_is_not_flood_banned_but_its_neighbour_is() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    // A DECT base: one address, one flow, many handsets re-registering at once.
+    let base = peer("203.0.113.7", 40_000);
+    let got = send(&mut ep, now, base, register("100", 1, "fl", 5062, None));
+    let auth = answer(&got[0], "100", PASSWORD, 1);
+    let ok = send(
+        &mut ep,
+        now,
+        base,
+        register("100", 2, "fl", 5062, Some(&auth)),
+    );
+    assert_eq!(ok[0].code(), Some(200));
+    let answered = (0..60)
+        .filter(|i| {
+            let req = register("100", 10 + i, &format!("d{i}"), 5062, None);
+            !send(&mut ep, now, base, req).is_empty()
+        })
+        .count();
+    assert_eq!(
+        answered, 60,
+        "every request of the registered flow is answered"
+    );
+    assert_eq!(ep.bans().count(), 0);
+    // Another port of the same address is not the registered flow: it is counted.
+    let other = peer("203.0.113.7", 40_001);
+    let answered = (0..60)
+        .filter(|i| {
+            let req = register("100", 100 + i, &format!("o{i}"), 5062, None);
+            !send(&mut ep, now, other, req).is_empty()
+        })
+        .count();
+    assert!(answered <= 30, "flood limit applies: {answered} answered");
+    assert_eq!(ep.bans().count(), 1);
+}
+
+#[test]
+fn sec17_listener_acl_drops_and_counts() {
+    use voxgate_controlplane::security::ListenerAcl;
+    use voxgate_controlplane::stats::DropReason;
+
+    let mut config = endpoint().config().clone();
+    config.security.listeners = vec![ListenerAcl {
+        transport: Transport::Udp,
+        local: LOCAL.parse().unwrap(),
+        allow: vec!["10.0.0.0/8".parse::<IpNet>().unwrap()],
+        block: Vec::new(),
+    }];
+    let mut ep = Endpoint::new(config, 9);
+    ep.set_wall_clock(Instant::now(), 1_800_000_000);
+    let now = Instant::now();
+    let outsider = send(
+        &mut ep,
+        now,
+        peer("203.0.113.7", 40_000),
+        register("100", 1, "a1", 5062, None),
+    );
+    assert!(outsider.is_empty());
+    assert_eq!(ep.stats().dropped_for(DropReason::ListenerAcl), 1);
+    let insider = send(
+        &mut ep,
+        now,
+        peer("10.1.2.3", 40_000),
+        register("100", 1, "a2", 5062, None),
+    );
+    assert_eq!(insider[0].code(), Some(401));
+}

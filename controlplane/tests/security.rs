@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use voxgate_controlplane::security::{
-    source_key, Admission, Ban, BanReason, EdgeSecurity, IpNet, OverloadReason, SecurityConfig,
-    SecurityDrop, SecurityEvent, SourceVerdict, Trust, UnbanReason,
+    source_key, AclSource, Admission, Ban, BanReason, EdgeSecurity, IpNet, ListenerAcl,
+    OverloadReason, SecurityConfig, SecurityDrop, SecurityEvent, SourceVerdict, TrunkAcl, Trust,
+    UnbanReason,
 };
-use voxgate_controlplane::sip::Method;
+use voxgate_controlplane::sip::{Method, Transport};
 
 #[allow(clippy::disallowed_methods)] // the one real instant; every later time is virtual
 fn t0() -> Instant {
@@ -78,6 +79,132 @@ fn block_list_drops_before_anything_else() {
     // Blocked traffic is not counted towards anything else.
     assert_eq!(sec.tracked_sources(), 1);
     assert!(events(&mut sec).is_empty());
+}
+
+#[test]
+fn trunk_acl_sources_are_trusted_and_named() {
+    let mut sec = EdgeSecurity::new(SecurityConfig {
+        trunks: vec![
+            TrunkAcl {
+                name: "carrier-a".into(),
+                sources: vec![AclSource {
+                    net: net("198.51.100.0/28"),
+                    port: None,
+                }],
+            },
+            TrunkAcl {
+                name: "carrier-b".into(),
+                sources: vec![AclSource {
+                    net: net("203.0.113.7"),
+                    port: Some(5060),
+                }],
+            },
+        ],
+        ..SecurityConfig::default()
+    });
+    let now = t0();
+    for _ in 0..200 {
+        assert_eq!(
+            sec.check_source(now, ip("198.51.100.3")),
+            SourceVerdict::Trusted
+        );
+    }
+    assert_eq!(sec.bans().count(), 0);
+    assert_eq!(
+        sec.trunk_of("198.51.100.3:5080".parse().expect("addr")),
+        Some("carrier-a")
+    );
+    assert_eq!(
+        sec.trunk_of("203.0.113.7:5060".parse().expect("addr")),
+        Some("carrier-b")
+    );
+    // The port is part of the trunk's identity, not of trust.
+    assert_eq!(
+        sec.trunk_of("203.0.113.7:5062".parse().expect("addr")),
+        None
+    );
+    assert_eq!(
+        sec.trunk_of("198.51.100.16:5060".parse().expect("addr")),
+        None
+    );
+    // Outside every ACL: counted like anybody else.
+    let stranger = ip("198.51.100.16");
+    let verdicts: Vec<_> = (0..31).map(|_| sec.check_source(now, stranger)).collect();
+    assert_eq!(verdicts[29], SourceVerdict::Untrusted);
+    assert_eq!(verdicts[30], SourceVerdict::Drop(SecurityDrop::Flood));
+}
+
+#[test]
+fn listener_acls_keep_sources_out_of_one_listener_only() {
+    let trunk_side: std::net::SocketAddr = "192.0.2.1:5060".parse().expect("addr");
+    let phone_side: std::net::SocketAddr = "192.0.2.1:5070".parse().expect("addr");
+    let mut sec = EdgeSecurity::new(SecurityConfig {
+        listeners: vec![ListenerAcl {
+            transport: Transport::Udp,
+            local: trunk_side,
+            allow: vec![net("198.51.100.0/24")],
+            block: vec![net("198.51.100.66")],
+        }],
+        ..SecurityConfig::default()
+    });
+    assert!(sec.check_listener(Transport::Udp, trunk_side, ip("198.51.100.5")));
+    assert!(!sec.check_listener(Transport::Udp, trunk_side, ip("198.51.100.66")));
+    assert!(!sec.check_listener(Transport::Udp, trunk_side, ip("203.0.113.1")));
+    // Same address, other transport or port: no ACL there.
+    assert!(sec.check_listener(Transport::Tcp, trunk_side, ip("203.0.113.1")));
+    assert!(sec.check_listener(Transport::Udp, phone_side, ip("203.0.113.1")));
+    assert_eq!(sec.stats().dropped_for(SecurityDrop::ListenerAcl), 2);
+    // A reload replaces the ACLs.
+    sec.set_config(SecurityConfig::default());
+    assert!(sec.check_listener(Transport::Udp, trunk_side, ip("203.0.113.1")));
+}
+
+#[test]
+fn feed_blocks_drop_like_the_block_list_and_are_replaced_whole() {
+    let mut sec = EdgeSecurity::new(SecurityConfig {
+        allow: vec![net("203.0.113.0/24")],
+        ..SecurityConfig::default()
+    });
+    let now = t0();
+    sec.set_feed_blocks([net("203.0.113.9"), net("2001:db8:bad::/48")]);
+    assert_eq!(sec.feed_blocks(), 2);
+    let blocked = SourceVerdict::Drop(SecurityDrop::Blocked);
+    // A feed entry wins over the allow list, as `block` does.
+    assert_eq!(sec.check_source(now, ip("203.0.113.9")), blocked);
+    assert_eq!(sec.check_source(now, ip("2001:db8:bad::1")), blocked);
+    assert_eq!(
+        sec.check_source(now, ip("203.0.113.10")),
+        SourceVerdict::Trusted
+    );
+    sec.set_feed_blocks([net("198.51.100.1")]);
+    assert_eq!(sec.feed_blocks(), 1);
+    assert_eq!(
+        sec.check_source(now, ip("203.0.113.9")),
+        SourceVerdict::Trusted
+    );
+    assert_eq!(sec.check_source(now, ip("198.51.100.1")), blocked);
+    // A reload of the configuration keeps the feed's entries.
+    sec.set_config(SecurityConfig::default());
+    assert_eq!(sec.check_source(now, ip("198.51.100.1")), blocked);
+}
+
+#[test]
+fn registered_flows_are_not_flood_counted_but_bans_still_apply() {
+    let mut sec = EdgeSecurity::new(SecurityConfig::default());
+    let now = t0();
+    let dect = ip("198.51.100.20");
+    for _ in 0..100 {
+        assert_eq!(
+            sec.check_source_of(now, dect, true),
+            SourceVerdict::Untrusted
+        );
+    }
+    assert_eq!(sec.bans().count(), 0);
+    sec.ban(now, dect, secs(60), BanReason::Manual);
+    assert_eq!(
+        sec.check_source_of(now, dect, true),
+        SourceVerdict::Drop(SecurityDrop::Banned)
+    );
 }
 
 #[test]

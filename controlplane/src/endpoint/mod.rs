@@ -773,13 +773,18 @@ fn stamp_received(msg: &mut Message, via: &Via, source: SocketAddr) {
     if !wants_rport && !host_differs {
         return;
     }
-    let mut value = format!(
+    use std::fmt::Write as _;
+    // One buffer, sized once: this runs for nearly every request from behind a NAT.
+    let mut value =
+        String::with_capacity(msg.first(HeaderName::Via).map_or(64, |h| h.value.len()) + 48);
+    let _ = write!(
+        value,
         "SIP/2.0/{} {}",
         String::from_utf8_lossy(&via.transport),
         via.host
     );
     if let Some(port) = via.port {
-        value.push_str(&format!(":{port}"));
+        let _ = write!(value, ":{port}");
     }
     for p in via.params.iter() {
         let name = String::from_utf8_lossy(&p.name);
@@ -787,7 +792,7 @@ fn stamp_received(msg: &mut Message, via: &Via, source: SocketAddr) {
             continue;
         }
         if name.eq_ignore_ascii_case("rport") {
-            value.push_str(&format!(";rport={}", source.port()));
+            let _ = write!(value, ";rport={}", source.port());
             continue;
         }
         value.push(';');
@@ -797,13 +802,13 @@ fn stamp_received(msg: &mut Message, via: &Via, source: SocketAddr) {
             value.push_str(&String::from_utf8_lossy(v));
         }
     }
-    let received = match source.ip() {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or_else(|| v6.to_string(), |v4| v4.to_string()),
-        IpAddr::V4(v4) => v4.to_string(),
+    let _ = match source.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => write!(value, ";received={v4}"),
+            None => write!(value, ";received={v6}"),
+        },
+        IpAddr::V4(v4) => write!(value, ";received={v4}"),
     };
-    value.push_str(&format!(";received={received}"));
     replace_top_via(msg, Bytes::from(value));
 }
 

@@ -102,6 +102,8 @@ pub struct EndpointStats {
     pub overload_rejections: u64,
     /// Networks merged from blocklist feeds now (SEC-08).
     pub blocklist_entries: u64,
+    /// Requests that looked rewritten by a SIP ALG (SIG-14).
+    pub alg_suspected: u64,
     /// Failed digest authentications, by [`AuthFailure::ALL`] order.
     auth_failures: [u64; AuthFailure::ALL.len()],
 }
@@ -118,6 +120,7 @@ impl Default for EndpointStats {
             bans_active: 0,
             overload_rejections: 0,
             blocklist_entries: 0,
+            alg_suspected: 0,
             auth_failures: [0; AuthFailure::ALL.len()],
         }
     }

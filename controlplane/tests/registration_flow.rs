@@ -437,3 +437,34 @@ fn sec17_listener_acl_drops_and_counts() {
     );
     assert_eq!(insider[0].code(), Some(401));
 }
+
+#[test]
+fn sig14_alg_rewrites_are_counted() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    let phone = peer("203.0.113.7", 40_000);
+    let got = send(&mut ep, now, phone, register("100", 1, "alg", 5062, None));
+    // The phone signed `sip:voxgate.test`; an ALG rewrote the request line afterwards.
+    let auth = answer(&got[0], "100", PASSWORD, 1);
+    let signed = register("100", 2, "alg", 5062, Some(&auth));
+    let rewritten = String::from_utf8(signed.to_vec()).unwrap().replacen(
+        "REGISTER sip:voxgate.test ",
+        "REGISTER sip:203.0.113.1 ",
+        1,
+    );
+    let refused = send(&mut ep, now, phone, Bytes::from(rewritten));
+    assert_eq!(refused[0].code(), Some(403));
+    assert_eq!(ep.stats().alg_suspected, 1);
+    // A UDP body shorter than its Content-Length: SDP rewritten without fixing it.
+    let short_body = Bytes::from(
+        "INVITE sip:101@voxgate.test SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 203.0.113.7:40000;branch=z9hG4bKalg2;rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:100@voxgate.test>;tag=a\r\n\
+         To: <sip:101@voxgate.test>\r\nCall-ID: alg2\r\nCSeq: 1 INVITE\r\n\
+         Contact: <sip:100@203.0.113.7:40000>\r\nContent-Type: application/sdp\r\n\
+         Content-Length: 140\r\n\r\nv=0\r\no=- 1 1 IN IP4 203.0.113.7\r\ns=-\r\n",
+    );
+    let answer = send(&mut ep, now, phone, short_body);
+    assert_eq!(answer.last().and_then(|m| m.code()), Some(400));
+    assert_eq!(ep.stats().alg_suspected, 2);
+}

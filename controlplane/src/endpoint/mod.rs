@@ -31,6 +31,7 @@ use crate::sip::{
 use crate::stats::{DropReason, EndpointStats};
 use crate::transaction::{ClientInput, ServerInput, TransactionEvent, Transactions, TxId};
 
+mod alg;
 mod keepalive;
 mod registration;
 
@@ -98,6 +99,7 @@ pub struct Endpoint {
     wall_anchor: Option<(Instant, u64)>,
     /// How full the driver's input queue is (0..=1), for overload decisions (SEC-15).
     queue_fill: f32,
+    alg: alg::AlgDetector,
 }
 
 /// Methods voxgate answers in an `Allow` header (FEATURES SIG-07).
@@ -126,6 +128,7 @@ impl Endpoint {
             pending_keepalives: Vec::new(),
             wall_anchor: None,
             queue_fill: 0.0,
+            alg: alg::AlgDetector::default(),
             config,
         }
     }
@@ -291,6 +294,19 @@ impl Endpoint {
         }
     }
 
+    /// Something only a rewriting SIP ALG would do came from `peer` (SIG-14).
+    fn alg_sign(&mut self, now: Instant, peer: Peer, sign: alg::AlgSign) {
+        self.stats.alg_suspected += 1;
+        if self.alg.should_log(now, peer.remote.ip()) {
+            tracing::warn!(
+                source = %peer.remote,
+                sign = sign.as_str(),
+                "a SIP ALG on the path to this source seems to rewrite SIP messages; \
+                 turn SIP ALG off in that router"
+            );
+        }
+    }
+
     /// Work that follows every input: keep-alives asked for, events, gauges.
     fn after_input(&mut self, now: Instant) {
         self.drain_components();
@@ -430,6 +446,11 @@ impl Endpoint {
                 self.stats.count_drop(DropReason::Scanner);
                 return;
             }
+        }
+        if peer.transport == Transport::Udp
+            && msg.defect() == Some(crate::sip::Defect::ContentLengthExceeds)
+        {
+            self.alg_sign(now, peer, alg::AlgSign::BodyLength);
         }
         let reply_to = Peer { remote, ..peer };
         let mut msg = msg;

@@ -81,6 +81,9 @@ impl Endpoint {
             AuthOutcome::Stale => Err(Box::new(self.challenge(now, msg, header, true))),
             AuthOutcome::Failed(reason) => {
                 self.stats.count_auth_failure(reason);
+                if reason == crate::auth::AuthFailure::UriMismatch {
+                    self.alg_sign(now, peer, super::alg::AlgSign::DigestUri);
+                }
                 let account = credentials_username(msg, header).unwrap_or_default();
                 let ip = peer.remote.ip();
                 tracing::info!(source = %ip, reason = reason.as_str(), "authentication failed");

@@ -477,6 +477,56 @@ fn server_non_invite_on_tcp_ends_with_the_final_response() {
     assert!(sim.txs.is_empty());
 }
 
+// ---------------------------------------------------------------- discard
+
+#[test]
+fn discard_leaves_no_event_transmit_or_timer_and_the_request_is_new_again() {
+    let mut sim = Sim::new();
+    // A non-INVITE: gone at once, its retransmission is a new request.
+    let reg = request("REGISTER", "z9hG4bKdis1", 1, None, UDP);
+    let tx = sim.server_new(reg.clone(), UDP);
+    sim.txs.discard(tx);
+    assert!(sim.txs.is_empty());
+    assert_eq!(sim.txs.state(tx), None);
+    assert!(sim.sent().is_empty());
+    assert!(sim.events().is_empty());
+    assert_eq!(sim.txs.poll_timeout(), None);
+    assert!(matches!(
+        sim.txs.respond(sim.now, tx, response(&reg, 503, None)),
+        Err(TransactionError::UnknownTransaction(t)) if t == tx
+    ));
+    let again = sim.server_new(reg, UDP);
+    assert_ne!(again, tx);
+
+    // An INVITE discarded before the drain: its pending 100 Trying is not sent.
+    let mut sim = Sim::new();
+    let inv = request("INVITE", "z9hG4bKdis2", 1, None, UDP);
+    let tx = sim.server_new(inv.clone(), UDP);
+    sim.txs.discard(tx);
+    assert!(
+        sim.sent().is_empty(),
+        "no 100 Trying for a discarded INVITE"
+    );
+    assert!(sim.events().is_empty());
+    assert!(sim.txs.is_empty());
+    assert_eq!(sim.run_until(120_000), vec![]);
+    let again = sim.server_new(inv, UDP);
+    assert_eq!(sim.sent(), vec!["SIP/2.0 100 Trying"]);
+    assert_eq!(sim.txs.state(again), Some(TxState::Proceeding));
+}
+
+#[test]
+fn discard_ignores_client_and_unknown_transactions() {
+    let mut sim = Sim::new();
+    let opt = outgoing("OPTIONS", "z9hG4bKcl1", UDP);
+    let tx = sim.txs.send_request(sim.now, peer(UDP), opt).expect("send");
+    sim.sent();
+    sim.txs.discard(tx);
+    sim.txs.discard(TxId(9_999));
+    assert_eq!(sim.txs.state(tx), Some(TxState::Trying));
+    assert!(sim.events().is_empty());
+}
+
 // ---------------------------------------------------------------- client INVITE
 
 fn client_invite(sim: &mut Sim, transport: Transport) -> (TxId, Message) {

@@ -683,13 +683,38 @@ impl Transactions {
         }
     }
 
+    /// Drop server transaction `tx` without a trace: the TU answered its request
+    /// statelessly (e.g. SEC-15's 503 under overload) or not at all. No
+    /// [`TransactionEvent`], no transmit (a pending 100 Trying is not sent) and no timer is
+    /// left, and a later retransmission of the request starts a new transaction. Call it
+    /// instead of [`Transactions::respond`]; an unknown id or a client transaction is left
+    /// alone.
+    pub fn discard(&mut self, tx: TxId) {
+        if matches!(
+            self.txs.get(&tx),
+            Some(Transaction {
+                side: Side::Server(_),
+                ..
+            })
+        ) {
+            self.forget(tx, false);
+            self.prune();
+        }
+    }
+
     /// Forget a terminated transaction and everything that points to it.
     fn remove(&mut self, id: TxId) {
+        self.forget(id, true);
+    }
+
+    /// Remove transaction `id` and its index entries; `report` says whether the TU hears
+    /// [`TransactionEvent::Terminated`].
+    fn forget(&mut self, id: TxId, report: bool) {
         let Some(t) = self.txs.remove(&id) else {
             return;
         };
         self.armed = self.armed.saturating_sub(t.timers.armed());
-        tracing::debug!(parent: &t.span, "transaction terminated");
+        tracing::debug!(parent: &t.span, report, "transaction terminated");
         match t.side {
             Side::Server(s) => {
                 if self.servers.get(&s.key) == Some(&id) {
@@ -707,8 +732,10 @@ impl Transactions {
                 }
             }
         }
-        self.events
-            .push_back(TransactionEvent::Terminated { tx: id });
+        if report {
+            self.events
+                .push_back(TransactionEvent::Terminated { tx: id });
+        }
     }
 
     /// Keep the head of the timer queue live so `poll_timeout` is exact.

@@ -29,6 +29,11 @@
 //! 3. Wake at [`Transactions::poll_timeout`] (it always names a live timer) and call
 //!    [`Transactions::handle_timeout`] with the current time.
 //!
+//! 4. A TU that answers a new request statelessly instead (SEC-15's 503 under overload)
+//!    calls [`Transactions::discard`] with its id instead of [`Transactions::respond`]: the
+//!    transaction is gone without an event, a transmit or a timer, and a retransmission of
+//!    the request is a new request again.
+//!
 //! Every timer has a named reason, [`TimerKind`], which the debug logs and
 //! [`TransactionEvent::Timeout`] carry. Each transaction logs inside its own `sip_tx` span.
 //!

@@ -468,3 +468,29 @@ fn sig14_alg_rewrites_are_counted() {
     assert_eq!(answer.last().and_then(|m| m.code()), Some(400));
     assert_eq!(ep.stats().alg_suspected, 2);
 }
+
+#[test]
+fn sec15_overload_503_is_stateless() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    ep.set_queue_fill(0.95);
+    let phone = peer("203.0.113.7", 40_000);
+    let req = register("100", 1, "ov", 5062, None);
+    for _ in 0..3 {
+        // The same request, retransmitted: each copy is turned away on its own.
+        let got = send(&mut ep, now, phone, req.clone());
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].code(), Some(503));
+        let retry: u32 = std::str::from_utf8(&got[0].first(HeaderName::RetryAfter).unwrap().value)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((5..=15).contains(&retry));
+    }
+    assert_eq!(ep.stats().transactions_active, 0, "no state kept per 503");
+    assert_eq!(ep.stats().overload_rejections, 3);
+    // Below the high-water mark the same request is served again.
+    ep.set_queue_fill(0.1);
+    assert_eq!(send(&mut ep, now, phone, req)[0].code(), Some(401));
+    assert_eq!(ep.stats().transactions_active, 1);
+}

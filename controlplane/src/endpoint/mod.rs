@@ -484,13 +484,24 @@ impl Endpoint {
         } else {
             trust
         };
-        let response = match self.admit_new(now, peer, budget_trust, &method, &msg, tx.is_some()) {
-            Some(busy) => busy,
-            None => match self.validate(&msg, &method) {
-                Ok(target) => self.answer(now, peer, trust, method, target, &msg),
-                Err(err) => self.rejection(&msg, &err),
-            },
-        };
+        let (tx, response) =
+            match self.admit_new(now, peer, budget_trust, &method, &msg, tx.is_some()) {
+                // SEC-15: the 503 is stateless, so an overload keeps no state per rejected
+                // request; a retransmission is simply turned away again.
+                Some(busy) => {
+                    if let Some(tx) = tx {
+                        self.transactions.discard(tx);
+                    }
+                    (None, busy)
+                }
+                None => {
+                    let response = match self.validate(&msg, &method) {
+                        Ok(target) => self.answer(now, peer, trust, method, target, &msg),
+                        Err(err) => self.rejection(&msg, &err),
+                    };
+                    (tx, response)
+                }
+            };
         match tx {
             Some(tx) => {
                 if let Err(e) = self.transactions.respond(now, tx, response) {

@@ -102,6 +102,20 @@ fn answer(challenge: &Message, user: &str, password: &str, nc: u32) -> String {
     authorization_value(&params[0], &answer).unwrap()
 }
 
+/// REGISTER, answer the 401 as `auth_user`, REGISTER again: the final answer's code.
+fn register_as(
+    ep: &mut Endpoint,
+    now: Instant,
+    from: Peer,
+    ext: &str,
+    auth_user: &str,
+    call_id: &str,
+) -> Option<u16> {
+    let got = send(ep, now, from, register(ext, 1, call_id, 5062, None));
+    let auth = answer(&got[0], auth_user, PASSWORD, 1);
+    send(ep, now, from, register(ext, 2, call_id, 5062, Some(&auth)))[0].code()
+}
+
 #[test]
 fn sig01_challenge_then_register_then_bound() {
     let mut ep = endpoint();
@@ -156,16 +170,8 @@ fn sig14_udp_contacts_get_keepalives_over_their_flow() {
     let mut ep = endpoint();
     let now = Instant::now();
     let phone = peer("203.0.113.7", 40_000);
-    let got = send(&mut ep, now, phone, register("100", 1, "ka", 5062, None));
-    let auth = answer(&got[0], "100", PASSWORD, 1);
     assert_eq!(
-        send(
-            &mut ep,
-            now,
-            phone,
-            register("100", 2, "ka", 5062, Some(&auth))
-        )[0]
-        .code(),
+        register_as(&mut ep, now, phone, "100", "100", "ka"),
         Some(200)
     );
     ep.handle_timeout(now + Duration::from_secs(31));
@@ -259,16 +265,8 @@ fn sec03_repeated_failures_ban_the_source_but_not_others() {
     assert!(ep.bans().any(|b| b.ip == attacker.remote.ip()));
     // The real phone elsewhere still registers.
     let phone = peer("203.0.113.7", 40_000);
-    let got = send(&mut ep, now, phone, register("100", 1, "ok", 5062, None));
-    let auth = answer(&got[0], "100", PASSWORD, 1);
     assert_eq!(
-        send(
-            &mut ep,
-            now,
-            phone,
-            register("100", 2, "ok", 5062, Some(&auth))
-        )[0]
-        .code(),
+        register_as(&mut ep, now, phone, "100", "100", "ok"),
         Some(200)
     );
     // An operator lifts the ban.
@@ -291,42 +289,18 @@ fn sig15_networks_and_aor_ownership() {
     let now = Instant::now();
     let outside = peer("203.0.113.7", 40_000);
     // Extension 101 authenticates as "alice-desk" but may only register from 10/8.
-    let got = send(&mut ep, now, outside, register("101", 1, "n1", 5062, None));
-    let auth = answer(&got[0], "alice-desk", PASSWORD, 1);
     assert_eq!(
-        send(
-            &mut ep,
-            now,
-            outside,
-            register("101", 2, "n1", 5062, Some(&auth))
-        )[0]
-        .code(),
+        register_as(&mut ep, now, outside, "101", "alice-desk", "n1"),
         Some(403)
     );
     let inside = peer("10.1.2.3", 40_000);
-    let got = send(&mut ep, now, inside, register("101", 1, "n2", 5062, None));
-    let auth = answer(&got[0], "alice-desk", PASSWORD, 1);
     assert_eq!(
-        send(
-            &mut ep,
-            now,
-            inside,
-            register("101", 2, "n2", 5062, Some(&auth))
-        )[0]
-        .code(),
+        register_as(&mut ep, now, inside, "101", "alice-desk", "n2"),
         Some(200)
     );
     // 100's credentials cannot register 101.
-    let got = send(&mut ep, now, inside, register("101", 1, "n3", 5062, None));
-    let auth = answer(&got[0], "100", PASSWORD, 1);
     assert_eq!(
-        send(
-            &mut ep,
-            now,
-            inside,
-            register("101", 2, "n3", 5062, Some(&auth))
-        )[0]
-        .code(),
+        register_as(&mut ep, now, inside, "101", "100", "n3"),
         Some(403)
     );
 }
@@ -336,16 +310,8 @@ fn sec17_registered_flow_gets_the_trusted_budget() {
     let mut ep = endpoint();
     let now = Instant::now();
     let phone = peer("203.0.113.7", 40_000);
-    let got = send(&mut ep, now, phone, register("100", 1, "tb", 5062, None));
-    let auth = answer(&got[0], "100", PASSWORD, 1);
     assert_eq!(
-        send(
-            &mut ep,
-            now,
-            phone,
-            register("100", 2, "tb", 5062, Some(&auth))
-        )[0]
-        .code(),
+        register_as(&mut ep, now, phone, "100", "100", "tb"),
         Some(200)
     );
     let burst = |ep: &mut Endpoint, from: Peer, tag: &str| {
@@ -374,15 +340,10 @@ fn sec17_registered_flow_is_not_flood_banned_but_its_neighbour_is() {
     let now = Instant::now();
     // A DECT base: one address, one flow, many handsets re-registering at once.
     let base = peer("203.0.113.7", 40_000);
-    let got = send(&mut ep, now, base, register("100", 1, "fl", 5062, None));
-    let auth = answer(&got[0], "100", PASSWORD, 1);
-    let ok = send(
-        &mut ep,
-        now,
-        base,
-        register("100", 2, "fl", 5062, Some(&auth)),
+    assert_eq!(
+        register_as(&mut ep, now, base, "100", "100", "fl"),
+        Some(200)
     );
-    assert_eq!(ok[0].code(), Some(200));
     let answered = (0..60)
         .filter(|i| {
             let req = register("100", 10 + i, &format!("d{i}"), 5062, None);

@@ -102,6 +102,9 @@ struct Running {
     path: Option<PathBuf>,
     config: Mutex<Config>,
     bound: Vec<LocalListener>,
+    /// The `sip.listen` entries `bound` was bound from, in the same order: a reload maps
+    /// the listener ACLs of its config onto the sockets through them.
+    bound_from: Vec<config::Listen>,
     /// The digest nonce key, kept in the store directory so nonces survive a restart.
     secret: [u8; 32],
     driver: DriverHandle,
@@ -133,12 +136,15 @@ fn tls_server_config(config: &Config) -> Option<Arc<rustls::ServerConfig>> {
 fn endpoint_config(
     config: &Config,
     bound: Vec<LocalListener>,
+    bound_from: &[config::Listen],
     secret: [u8; 32],
 ) -> voxgate_controlplane::EndpointConfig {
+    let listener_acls = config.listener_acls(bound_from, &bound);
     let mut c = config.endpoint_config(bound);
     c.auth = config.digest_config();
     c.registrar = config.registrar_config();
     c.security = config.security_config();
+    c.security.listeners = listener_acls;
     c.auth_secret = secret;
     c.users = config
         .credentials()
@@ -231,7 +237,7 @@ fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     })?;
     let secret = auth_secret(&config.store.path).context("reading the digest nonce key")?;
     let store = store::Store::open(&config.store.path).context("opening the store")?;
-    let endpoint = Endpoint::new(endpoint_config(&config, Vec::new(), secret), seed());
+    let endpoint = Endpoint::new(endpoint_config(&config, Vec::new(), &[], secret), seed());
     let driver = Driver::bind(
         &config.sip.listen,
         tls_server_config(&config),
@@ -253,7 +259,7 @@ fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     // The endpoint must know the real addresses (port 0 binds) to recognise itself.
     handle
         .reload(
-            endpoint_config(&config, bound.clone(), secret),
+            endpoint_config(&config, bound.clone(), &config.sip.listen, secret),
             tls_server_config(&config),
             driver_limits(&config),
         )
@@ -261,6 +267,7 @@ fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
 
     let running = Arc::new(Running {
         path,
+        bound_from: config.sip.listen.clone(),
         config: Mutex::new(config),
         bound,
         secret,
@@ -361,7 +368,12 @@ fn apply(running: &Running, path: &Path) -> Result<(), String> {
     running
         .driver
         .reload(
-            endpoint_config(&new, running.bound.clone(), running.secret),
+            endpoint_config(
+                &new,
+                running.bound.clone(),
+                &running.bound_from,
+                running.secret,
+            ),
             tls_server_config(&new),
             driver_limits(&new),
         )

@@ -11,8 +11,9 @@ use std::time::Duration;
 use voxgate_controlplane::security::IpNetError;
 
 use crate::config::value::{
-    AuthIdError, DomainError, DurationError, DurationRangeError, Ha1Error, ListenError,
-    NumberError, PasswordError, PortRangeError, RatioError, TextError,
+    AclError, AuthIdError, DomainError, DurationError, DurationRangeError, FeedSourceError,
+    FieldError, Ha1Error, ListenError, NumberError, PasswordError, PinError, PortRangeError,
+    RatioError, TextError,
 };
 use crate::config::{IpNet, Listen};
 use crate::tls::TlsError;
@@ -160,6 +161,37 @@ pub enum ConfigErrorKind {
     },
     #[error("`security.block`: {network} is also in `security.allow`")]
     AllowedAndBlocked { network: IpNet },
+    #[error("`sip.listen`: {network} is in both `allow` and `block` of {listen}")]
+    ListenAllowedAndBlocked { listen: Listen, network: IpNet },
+    #[error("`security.block_feeds`: {value:?} {source}")]
+    BlockFeed {
+        value: String,
+        #[source]
+        source: FeedSourceError,
+    },
+    #[error("`security.block_feed_ca`: {path}: {source}")]
+    FeedCa {
+        path: String,
+        #[source]
+        source: FeedCaError,
+    },
+    #[error("trunk name {value:?} must be 1-64 letters, digits, '-' or '_'")]
+    TrunkName { value: String },
+    #[error("trunk {name:?} is defined twice (first on line {first_line})")]
+    DuplicateTrunk { name: String, first_line: usize },
+    #[error("trunk {trunk:?}: `acl` {value:?}: {source}")]
+    TrunkAcl {
+        trunk: String,
+        value: String,
+        #[source]
+        source: AclError,
+    },
+    #[error("trunk {trunk:?}: `acl` entry {value} is already on trunk {first_trunk:?}")]
+    DuplicateTrunkAcl {
+        trunk: String,
+        value: String,
+        first_trunk: String,
+    },
     #[error("`{key}`: {value} is listed twice")]
     Duplicate { key: &'static str, value: String },
     #[error("`{key}` must not be empty{why}")]
@@ -217,6 +249,21 @@ pub enum ConfigErrorKind {
     },
     #[error("extension {number}: `name` must not contain control characters")]
     ExtensionName { number: String },
+    #[error("extension {number}: `{key}` {value:?} {source}")]
+    ExtensionField {
+        number: String,
+        key: &'static str,
+        value: String,
+        #[source]
+        source: FieldError,
+    },
+    /// The PIN is a secret: the message does not repeat it.
+    #[error("extension {number}: `voicemail_pin` {source}")]
+    VoicemailPin {
+        number: String,
+        #[source]
+        source: PinError,
+    },
     #[error("extension {number}: `auth_id` {value:?}: {source}")]
     AuthId {
         number: String,
@@ -243,6 +290,18 @@ pub enum ConfigErrorKind {
         "extension {number}: `ha1` is an MD5 digest, so `auth.algorithms` must include \"MD5\""
     )]
     Ha1NeedsMd5 { number: String },
+}
+
+/// Why `security.block_feed_ca` cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FeedCaError {
+    #[error("{0}")]
+    Read(#[source] io::Error),
+    #[error("not PEM: {0}")]
+    Pem(#[source] rustls_pki_types::pem::Error),
+    #[error("holds no CERTIFICATE")]
+    NoCertificates,
 }
 
 /// Formats a duration in the config's own units (`500ms`, `4s`, `10m`, `1h`).
@@ -290,6 +349,8 @@ impl Locator<'_> {
         }
     }
 
+    /// The line of `span`: counts from the start of the text, so call it only while
+    /// reporting an error (once per load), never per entry.
     pub(crate) fn line_of(&self, span: &Range<usize>) -> usize {
         line_col(self.text, span.start).0
     }

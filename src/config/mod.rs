@@ -33,15 +33,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls_pki_types::CertificateDer;
 use voxgate_controlplane::config::{LocalListener, MessageLimits, TimerConfig};
 use voxgate_controlplane::sip::Transport;
 use voxgate_controlplane::EndpointConfig;
 
 pub use crate::tls::TlsMinVersion;
 pub use error::ConfigError;
-pub use value::{Listen, Ratio, Secret};
+pub use value::{FeedSource, Listen, Ratio, Role, Secret};
 pub use voxgate_controlplane::auth::Algorithm as DigestAlgorithm;
-pub use voxgate_controlplane::security::IpNet;
+pub use voxgate_controlplane::security::{AclSource, IpNet};
 
 /// The embedded demo configuration (loopback only), used when voxgate runs without
 /// `--config`.
@@ -65,6 +66,29 @@ pub struct Config {
     pub log: LogConfig,
     /// `[[extension]]` entries, in file order; numbers are unique.
     pub extensions: Vec<ExtensionConfig>,
+    /// `[[trunk]]` entries, in file order; names are unique.
+    pub trunks: Vec<TrunkConfig>,
+}
+
+/// `[[trunk]]` (SEC-17, RTE-01). M3 knows only the name and the source ACL of an
+/// IP-authenticated trunk; hosts, registration, codecs and DIDs come with M5.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkConfig {
+    /// `name`: letters, digits, `-` and `_`, at most 64; unique.
+    pub name: String,
+    /// `acl`: sources that are this trunk (trusted, SEC-17).
+    pub acl: Vec<AclSource>,
+}
+
+/// The `allow`/`block` lists of one `sip.listen` table entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenAcl {
+    /// Position of the listener in [`SipConfig::listen`].
+    pub index: usize,
+    /// Only these sources may use the listener (empty: everyone not in `block`).
+    pub allow: Vec<IpNet>,
+    /// These sources are dropped on this listener.
+    pub block: Vec<IpNet>,
 }
 
 /// `[sip]`.
@@ -73,6 +97,9 @@ pub struct SipConfig {
     /// `sip.listen`. Default: UDP and TCP on 0.0.0.0:5060, plus TLS on 0.0.0.0:5061 when
     /// `tls.cert` is set. An explicit empty list means no SIP at all (ng-only media relay).
     pub listen: Vec<Listen>,
+    /// The per-listener ACLs of `sip.listen` table entries; listeners without `allow` or
+    /// `block` have none.
+    pub listen_acls: Vec<ListenAcl>,
     /// `sip.domain`: the system identity, a fully qualified domain name (SIG-22). Required.
     pub domain: String,
     /// `sip.aliases`: other host names or IP addresses (for example a public address in
@@ -280,6 +307,19 @@ pub struct SecurityConfig {
     pub flood: FloodConfig,
     /// `[security.rate]`: new transactions per source.
     pub rate: RateConfig,
+    /// `security.block_feeds`: blocklist feeds merged into the block list (SEC-08).
+    pub block_feeds: Vec<FeedSource>,
+    /// `security.block_feed_refresh`: how often the feeds are fetched again. Default 24 h.
+    pub block_feed_refresh: Duration,
+    /// `security.block_feed_ca`: extra trusted roots for HTTPS feeds, loaded at load time.
+    pub block_feed_ca: Option<FeedCa>,
+}
+
+/// Root certificates read from `security.block_feed_ca` (PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedCa {
+    pub path: PathBuf,
+    pub certs: Vec<CertificateDer<'static>>,
 }
 
 impl Default for SecurityConfig {
@@ -294,6 +334,9 @@ impl Default for SecurityConfig {
             auth_fail: AuthFailConfig::default(),
             flood: FloodConfig::default(),
             rate: RateConfig::default(),
+            block_feeds: Vec::new(),
+            block_feed_refresh: Self::DEFAULT_BLOCK_FEED_REFRESH,
+            block_feed_ca: None,
         }
     }
 }
@@ -303,6 +346,9 @@ impl Default for SecurityConfig {
     reason = "for tools and tests; the driver enforces the lists through EdgeSecurity"
 )]
 impl SecurityConfig {
+    /// FEATURES SEC-08: feeds are fetched again every 24 h.
+    pub const DEFAULT_BLOCK_FEED_REFRESH: Duration = Duration::from_secs(24 * 3600);
+
     /// FEATURES SEC-13.
     pub const DEFAULT_SCANNER_USER_AGENTS: [&'static str; 4] = [
         "friendly-scanner",
@@ -403,6 +449,8 @@ pub struct LimitsConfig {
     pub max_headers: usize,
     /// `limits.max_header_bytes`: longest header field after unfolding. Default 16384.
     pub max_header_bytes: usize,
+    /// `limits.max_vias`: most Via values in one request (400 above). Default 70.
+    pub max_vias: usize,
     /// `limits.tcp_per_ip`: TCP/TLS connections per source IP. Default 256.
     pub tcp_per_ip: NonZeroU32,
     /// `limits.tcp_total`: TCP/TLS connections in total. Default 20000.
@@ -431,6 +479,7 @@ impl Default for LimitsConfig {
             max_request_uri_bytes: message.max_request_uri_bytes,
             max_headers: message.max_headers,
             max_header_bytes: message.max_header_bytes,
+            max_vias: message.max_vias,
             tcp_per_ip: NonZeroU32::new(256).expect("256 is not zero"),
             tcp_total: NonZeroU32::new(20_000).expect("20000 is not zero"),
             tcp_idle: Duration::from_secs(600),
@@ -450,7 +499,7 @@ impl LimitsConfig {
             max_request_uri_bytes: self.max_request_uri_bytes,
             max_headers: self.max_headers,
             max_header_bytes: self.max_header_bytes,
-            ..MessageLimits::default()
+            max_vias: self.max_vias,
         }
     }
 }
@@ -587,6 +636,30 @@ pub struct ExtensionConfig {
     pub name: Option<String>,
     /// `networks`: where this extension may register from (SIG-15). Empty: anywhere.
     pub networks: Vec<IpNet>,
+    /// The rest of the extension record (EXT-01), kept for later milestones.
+    pub record: ExtensionRecord,
+}
+
+/// The EXT-01 fields of an extension that signalling does not use yet: the web console,
+/// provisioning, voicemail and routing (later milestones) read them from here.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExtensionRecord {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// Basic syntax checked (`local@domain.tld`).
+    pub email: Option<String>,
+    /// `+` and up to 15 digits.
+    pub outbound_caller_id: Option<String>,
+    /// 4-10 digits, not the number, not one digit repeated (VM-03).
+    pub voicemail_pin: Option<Secret>,
+    /// `+` and up to 15 digits.
+    pub mobile: Option<String>,
+    /// A language tag like `en` or `de-CH`.
+    pub language: Option<String>,
+    /// Default `user`.
+    pub role: Role,
+    /// Department names, in file order, no duplicates.
+    pub departments: Vec<String>,
 }
 
 #[allow(
@@ -597,6 +670,19 @@ impl ExtensionConfig {
     /// Whether a REGISTER for this extension may come from `ip` (SIG-15).
     pub fn may_register_from(&self, ip: IpAddr) -> bool {
         self.networks.is_empty() || self.networks.iter().any(|net| net.contains(ip))
+    }
+
+    /// The name shown to callers: `name`, else "first last" from the record.
+    pub fn display_name(&self) -> Option<String> {
+        if let Some(name) = &self.name {
+            return Some(name.clone());
+        }
+        let parts: Vec<&str> = [&self.record.first_name, &self.record.last_name]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
     }
 }
 
@@ -658,6 +744,16 @@ impl Config {
         cp::SecurityConfig {
             allow: s.allow.clone(),
             block: s.block.clone(),
+            trunks: self
+                .trunks
+                .iter()
+                .map(|t| cp::TrunkAcl {
+                    name: t.name.clone(),
+                    sources: t.acl.clone(),
+                })
+                .collect(),
+            // Listener ACLs need the bound addresses: see `Config::listener_acls`.
+            listeners: Vec::new(),
             auth_fail: cp::AuthFailConfig {
                 per_account: s.auth_fail.per_account.get(),
                 per_ip: s.auth_fail.per_ip.get(),
@@ -683,6 +779,45 @@ impl Config {
             },
             ..defaults
         }
+    }
+
+    /// The per-listener ACLs in the control plane's terms, keyed by the addresses the
+    /// listeners are actually bound to (a port 0 in the file becomes the OS's port).
+    ///
+    /// `bound_from[i]` is the `sip.listen` entry the socket `bound[i]` was bound from, at
+    /// start. After a reload `self.sip.listen` may differ (new listeners need a restart):
+    /// the n-th entry equal to a spec here takes the n-th socket bound from an equal spec,
+    /// and an ACL for a listener that is not bound yet is left out.
+    pub fn listener_acls(
+        &self,
+        bound_from: &[Listen],
+        bound: &[LocalListener],
+    ) -> Vec<voxgate_controlplane::security::ListenerAcl> {
+        let mut out = Vec::with_capacity(self.sip.listen_acls.len());
+        for acl in &self.sip.listen_acls {
+            let Some(spec) = self.sip.listen.get(acl.index) else {
+                continue;
+            };
+            let nth = self.sip.listen[..acl.index]
+                .iter()
+                .filter(|l| *l == spec)
+                .count();
+            let socket = bound_from
+                .iter()
+                .zip(bound)
+                .filter(|(from, _)| *from == spec)
+                .nth(nth)
+                .map(|(_, socket)| socket);
+            if let Some(socket) = socket {
+                out.push(voxgate_controlplane::security::ListenerAcl {
+                    transport: socket.transport,
+                    local: socket.addr,
+                    allow: acl.allow.clone(),
+                    block: acl.block.clone(),
+                });
+            }
+        }
+        out
     }
 
     /// Every extension's digest identity, in file order. A `password` stays a password

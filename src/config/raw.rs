@@ -25,18 +25,67 @@ pub(crate) struct RawConfig {
     pub(crate) log: Option<RawLog>,
     #[serde(default)]
     pub(crate) extension: Vec<Spanned<RawExtension>>,
+    #[serde(default)]
+    pub(crate) trunk: Vec<Spanned<RawTrunk>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSip {
-    pub(crate) listen: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) listen: Option<Spanned<Vec<Spanned<RawListen>>>>,
     pub(crate) domain: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) aliases: Vec<Spanned<String>>,
     pub(crate) max_forwards: Option<Spanned<i64>>,
     pub(crate) force_rport: Option<bool>,
     pub(crate) timers: Option<RawTimers>,
+}
+
+/// One `sip.listen` entry: `"udp:203.0.113.1:5060"`, or a table with the same `address`
+/// and the listener's own `allow`/`block` lists. (Not `#[serde(untagged)]`: buffering would
+/// lose the spans of the table's values.)
+#[derive(Debug)]
+pub(crate) enum RawListen {
+    Text(String),
+    Table(RawListenTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawListenTable {
+    pub(crate) address: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) allow: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) block: Vec<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawListen {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ListenVisitor;
+
+        impl<'de> Visitor<'de> for ListenVisitor {
+            type Value = RawListen;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a listener like \"udp:0.0.0.0:5060\" or a table like \
+                     { address = \"udp:0.0.0.0:5060\", allow = [\"192.0.2.0/24\"] }",
+                )
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawListen, E> {
+                Ok(RawListen::Text(v.to_owned()))
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RawListen, A::Error> {
+                RawListenTable::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawListen::Table)
+            }
+        }
+
+        deserializer.deserialize_any(ListenVisitor)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +155,10 @@ pub(crate) struct RawSecurity {
     #[serde(default)]
     pub(crate) block: Vec<Spanned<String>>,
     pub(crate) scanner_user_agents: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub(crate) block_feeds: Vec<Spanned<String>>,
+    pub(crate) block_feed_refresh: Option<Spanned<RawDuration>>,
+    pub(crate) block_feed_ca: Option<Spanned<String>>,
     pub(crate) auth_fail: Option<RawAuthFail>,
     pub(crate) flood: Option<RawFlood>,
     pub(crate) rate: Option<RawRate>,
@@ -142,6 +195,7 @@ pub(crate) struct RawLimits {
     pub(crate) max_request_uri_bytes: Option<Spanned<i64>>,
     pub(crate) max_headers: Option<Spanned<i64>>,
     pub(crate) max_header_bytes: Option<Spanned<i64>>,
+    pub(crate) max_vias: Option<Spanned<i64>>,
     pub(crate) tcp_per_ip: Option<Spanned<i64>>,
     pub(crate) tcp_total: Option<Spanned<i64>>,
     pub(crate) tcp_idle: Option<Spanned<RawDuration>>,
@@ -176,6 +230,24 @@ pub(crate) struct RawExtension {
     pub(crate) ha1: Option<Spanned<String>>,
     pub(crate) name: Option<Spanned<String>>,
     pub(crate) networks: Option<Vec<Spanned<String>>>,
+    pub(crate) first_name: Option<Spanned<String>>,
+    pub(crate) last_name: Option<Spanned<String>>,
+    pub(crate) email: Option<Spanned<String>>,
+    pub(crate) outbound_caller_id: Option<Spanned<String>>,
+    pub(crate) voicemail_pin: Option<Spanned<String>>,
+    pub(crate) mobile: Option<Spanned<String>>,
+    pub(crate) language: Option<Spanned<String>>,
+    pub(crate) role: Option<Spanned<String>>,
+    pub(crate) departments: Option<Vec<Spanned<String>>>,
+}
+
+/// `[[trunk]]`: only what M3 needs (the name and the source ACL, SEC-17); M5 adds the rest.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTrunk {
+    pub(crate) name: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) acl: Vec<Spanned<String>>,
 }
 
 /// A duration as written: normally a string with a unit; a bare integer is kept so the

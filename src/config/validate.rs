@@ -15,22 +15,24 @@ use toml::Spanned;
 use voxgate_controlplane::config::TimerConfig;
 use voxgate_controlplane::sip::Transport;
 
+use crate::config::error::FeedCaError;
 use crate::config::error::{ConfigError, ConfigErrorKind, Locator};
 use crate::config::raw::{
-    RawAuth, RawConfig, RawDuration, RawExtension, RawLimits, RawLog, RawMedia, RawNat, RawRatio,
-    RawRegistrar, RawSecurity, RawSip, RawStore, RawTls,
+    RawAuth, RawConfig, RawDuration, RawExtension, RawLimits, RawListen, RawLog, RawMedia, RawNat,
+    RawRatio, RawRegistrar, RawSecurity, RawSip, RawStore, RawTls, RawTrunk,
 };
 use crate::config::value::{
-    check_alias, check_auth_id, check_extension_number, check_fqdn, check_ha1, check_password,
-    check_quoted_text, parse_cidr, parse_duration, parse_duration_range, parse_listen,
-    parse_percent, parse_port_range, ratio_from_fraction, Listen, Ratio, RatioError, Secret,
-    MIN_PASSWORD_CHARS,
+    check_alias, check_auth_id, check_email, check_extension_number, check_fqdn, check_ha1,
+    check_language, check_name, check_password, check_phone_number, check_quoted_text,
+    check_voicemail_pin, parse_acl_source, parse_cidr, parse_duration, parse_duration_range,
+    parse_feed_source, parse_listen, parse_percent, parse_port_range, ratio_from_fraction,
+    FieldError, Listen, Ratio, RatioError, Role, Secret, MIN_PASSWORD_CHARS,
 };
 use crate::config::{
     AdminConfig, AuthConfig, AuthFailConfig, Config, Credential, DigestAlgorithm, ExtensionConfig,
-    FloodConfig, IpNet, LimitsConfig, LogConfig, LogFormat, LogLevel, MediaConfig, NatConfig,
-    NgConfig, RateConfig, RegistrarConfig, SecurityConfig, SipConfig, StoreConfig, TlsCertificate,
-    TlsConfig,
+    ExtensionRecord, FeedCa, FloodConfig, IpNet, LimitsConfig, ListenAcl, LogConfig, LogFormat,
+    LogLevel, MediaConfig, NatConfig, NgConfig, RateConfig, RegistrarConfig, SecurityConfig,
+    SipConfig, StoreConfig, TlsCertificate, TlsConfig, TrunkConfig,
 };
 use crate::tls::{self, TlsError, TlsMinVersion};
 
@@ -82,6 +84,7 @@ pub(crate) fn validate(raw: RawConfig, loc: Locator<'_>) -> Result<Config> {
     let limits = v.limits(raw.limits)?;
     let log = v.log(raw.log)?;
     let extensions = v.extensions(raw.extension, &auth)?;
+    let trunks = v.trunks(raw.trunk)?;
 
     let config = Config {
         sip: sip.config,
@@ -97,6 +100,7 @@ pub(crate) fn validate(raw: RawConfig, loc: Locator<'_>) -> Result<Config> {
         tls,
         log,
         extensions,
+        trunks,
     };
     v.port_clashes(
         &config,
@@ -558,6 +562,38 @@ impl Validator<'_> {
                 RateConfig { rate, burst }
             }
         };
+        let mut block_feeds = Vec::with_capacity(raw.block_feeds.len());
+        for entry in &raw.block_feeds {
+            let feed = parse_feed_source(entry.get_ref()).map_err(|source| {
+                self.at(
+                    entry.span(),
+                    ConfigErrorKind::BlockFeed {
+                        value: entry.get_ref().clone(),
+                        source,
+                    },
+                )
+            })?;
+            if block_feeds.contains(&feed) {
+                return Err(self.at(
+                    entry.span(),
+                    ConfigErrorKind::Duplicate {
+                        key: "security.block_feeds",
+                        value: format!("{:?}", feed.label()),
+                    },
+                ));
+            }
+            block_feeds.push(feed);
+        }
+        let block_feed_refresh = self.duration(
+            "security.block_feed_refresh",
+            &raw.block_feed_refresh,
+            d.block_feed_refresh,
+            Duration::from_secs(60)..=Duration::from_secs(7 * 86_400),
+        )?;
+        let block_feed_ca = match &raw.block_feed_ca {
+            None => None,
+            Some(path) => Some(self.feed_ca(path)?),
+        };
         Ok(SecurityConfig {
             allow,
             block,
@@ -565,6 +601,35 @@ impl Validator<'_> {
             auth_fail,
             flood,
             rate,
+            block_feeds,
+            block_feed_refresh,
+            block_feed_ca,
+        })
+    }
+
+    /// Reads `security.block_feed_ca` now, so check-config reports a missing or broken file.
+    fn feed_ca(&self, path: &Spanned<String>) -> Result<FeedCa> {
+        use rustls_pki_types::pem::PemObject as _;
+        use rustls_pki_types::CertificateDer;
+        let fail = |source| {
+            self.at(
+                path.span(),
+                ConfigErrorKind::FeedCa {
+                    path: path.get_ref().clone(),
+                    source,
+                },
+            )
+        };
+        let bytes = std::fs::read(path.get_ref()).map_err(|e| fail(FeedCaError::Read(e)))?;
+        let certs = CertificateDer::pem_slice_iter(&bytes)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| fail(FeedCaError::Pem(e)))?;
+        if certs.is_empty() {
+            return Err(fail(FeedCaError::NoCertificates));
+        }
+        Ok(FeedCa {
+            path: PathBuf::from(path.get_ref()),
+            certs,
         })
     }
 
@@ -628,42 +693,82 @@ impl Validator<'_> {
             })
             .collect::<Result<Vec<_>>>()?;
 
-        let (listen, listen_spans) = match &raw.listen {
+        let (listen, listen_spans, listen_acls) = match &raw.listen {
             Some(entries) => {
                 let mut listen: Vec<Listen> = Vec::with_capacity(entries.get_ref().len());
                 let mut spans = Vec::with_capacity(entries.get_ref().len());
+                let mut listen_acls = Vec::new();
                 for entry in entries.get_ref() {
-                    let parsed = parse_listen(entry.get_ref()).map_err(|source| {
+                    let (text, text_span) = match entry.get_ref() {
+                        RawListen::Text(text) => (text, entry.span()),
+                        RawListen::Table(table) => match &table.address {
+                            Some(address) => (address.get_ref(), address.span()),
+                            None => {
+                                return Err(self.at(
+                                    entry.span(),
+                                    ConfigErrorKind::MissingKey {
+                                        key: "sip.listen.address",
+                                        why: "",
+                                    },
+                                ))
+                            }
+                        },
+                    };
+                    let parsed = parse_listen(text).map_err(|source| {
                         self.at(
-                            entry.span(),
+                            text_span.clone(),
                             ConfigErrorKind::Listen {
-                                value: entry.get_ref().clone(),
+                                value: text.clone(),
                                 source,
                             },
                         )
                     })?;
+                    if let RawListen::Table(table) = entry.get_ref() {
+                        let allow = self.cidrs("sip.listen.allow", &table.allow)?;
+                        let block = self.cidrs("sip.listen.block", &table.block)?;
+                        if let Some((cidr, at)) = block
+                            .iter()
+                            .zip(&table.block)
+                            .find(|(cidr, _)| allow.contains(cidr))
+                        {
+                            return Err(self.at(
+                                at.span(),
+                                ConfigErrorKind::ListenAllowedAndBlocked {
+                                    listen: parsed,
+                                    network: *cidr,
+                                },
+                            ));
+                        }
+                        if !allow.is_empty() || !block.is_empty() {
+                            listen_acls.push(ListenAcl {
+                                index: listen.len(),
+                                allow,
+                                block,
+                            });
+                        }
+                    }
                     // Port 0 means "any free port": two of those are two sockets.
                     if parsed.addr.port() != 0 && listen.contains(&parsed) {
                         return Err(self.at(
-                            entry.span(),
+                            text_span.clone(),
                             ConfigErrorKind::DuplicateListener { listen: parsed },
                         ));
                     }
                     if parsed.transport == Transport::Tls && tls.certificate.is_none() {
                         return Err(self.at(
-                            entry.span(),
+                            text_span.clone(),
                             ConfigErrorKind::TlsWithoutCertificate { listen: parsed },
                         ));
                     }
                     listen.push(parsed);
-                    spans.push(Some(entry.span()));
+                    spans.push(Some(text_span));
                 }
-                (listen, spans)
+                (listen, spans, listen_acls)
             }
             None => {
                 let listen = SipConfig::default_listen(tls.certificate.is_some());
                 let spans = vec![None; listen.len()];
-                (listen, spans)
+                (listen, spans, Vec::new())
             }
         };
 
@@ -712,6 +817,7 @@ impl Validator<'_> {
         Ok(SipOut {
             config: SipConfig {
                 listen,
+                listen_acls,
                 domain: domain.into_inner(),
                 aliases,
                 max_forwards,
@@ -829,6 +935,7 @@ impl Validator<'_> {
             d.max_header_bytes,
             256..=65_535,
         )?;
+        let max_vias = self.usize_in("limits.max_vias", &raw.max_vias, d.max_vias, 1..=1024)?;
         for (key, value, raw_value) in [
             (
                 "limits.max_request_uri_bytes",
@@ -907,6 +1014,7 @@ impl Validator<'_> {
             max_request_uri_bytes,
             max_headers,
             max_header_bytes,
+            max_vias,
             tcp_per_ip,
             tcp_total,
             tcp_idle,
@@ -1079,14 +1187,17 @@ impl Validator<'_> {
         raw: Vec<Spanned<RawExtension>>,
         auth: &AuthConfig,
     ) -> Result<Vec<ExtensionConfig>> {
-        let mut first_seen: HashMap<String, usize> = HashMap::with_capacity(raw.len());
-        // Auth ID → (extension number, line): the digest user name picks the credential.
-        let mut auth_ids: HashMap<String, (String, usize)> = HashMap::with_capacity(raw.len());
+        // Spans, not lines: a line number counts from the start of the file, so it is
+        // computed only for the error that needs it (per entry it made loading quadratic).
+        let mut first_seen: HashMap<String, Range<usize>> = HashMap::with_capacity(raw.len());
+        // Auth ID → (extension number, span): the digest user name picks the credential.
+        let mut auth_ids: HashMap<String, (String, Range<usize>)> =
+            HashMap::with_capacity(raw.len());
         let mut out = Vec::with_capacity(raw.len());
         for ext in raw {
             let table_span = ext.span();
-            let ext = ext.into_inner();
-            let Some(ext_number) = ext.number else {
+            let mut ext = ext.into_inner();
+            let Some(ext_number) = ext.number.take() else {
                 return Err(self.at(
                     table_span,
                     ConfigErrorKind::MissingKey {
@@ -1105,17 +1216,16 @@ impl Validator<'_> {
                     },
                 )
             })?;
-            if let Some(&first_line) = first_seen.get(number) {
+            if let Some(first) = first_seen.get(number) {
                 return Err(self.at(
                     ext_number.span(),
                     ConfigErrorKind::DuplicateExtension {
                         number: number.clone(),
-                        first_line,
+                        first_line: self.loc.line_of(first),
                     },
                 ));
             }
-            let line = self.loc.line_of(&ext_number.span());
-            first_seen.insert(number.clone(), line);
+            first_seen.insert(number.clone(), ext_number.span());
 
             let (auth_id, auth_id_span) = match &ext.auth_id {
                 None => (number.clone(), ext_number.span()),
@@ -1133,18 +1243,18 @@ impl Validator<'_> {
                     (auth_id.get_ref().clone(), auth_id.span())
                 }
             };
-            if let Some((first_number, first_line)) = auth_ids.get(&auth_id) {
+            if let Some((first_number, first_span)) = auth_ids.get(&auth_id) {
                 return Err(self.at(
                     auth_id_span,
                     ConfigErrorKind::DuplicateAuthId {
                         number: number.clone(),
                         auth_id,
                         first_number: first_number.clone(),
-                        first_line: *first_line,
+                        first_line: self.loc.line_of(first_span),
                     },
                 ));
             }
-            auth_ids.insert(auth_id.clone(), (number.clone(), line));
+            auth_ids.insert(auth_id.clone(), (number.clone(), ext_number.span()));
 
             let credential = match (&ext.password, &ext.ha1) {
                 (Some(password), None) => {
@@ -1209,7 +1319,7 @@ impl Validator<'_> {
                     ))
                 }
             };
-            let name = match ext.name {
+            let name = match ext.name.take() {
                 None => None,
                 // A display name ends up inside SIP header fields: CR/LF would inject headers.
                 Some(name) if name.get_ref().chars().any(char::is_control) => {
@@ -1226,12 +1336,175 @@ impl Validator<'_> {
                 None => Vec::new(),
                 Some(list) => self.cidrs("extension.networks", list)?,
             };
+            let record = self.extension_record(&ext, number)?;
             out.push(ExtensionConfig {
                 number: ext_number.into_inner(),
                 auth_id,
                 credential,
                 name,
                 networks,
+                record,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The EXT-01 fields of one extension.
+    fn extension_record(&self, ext: &RawExtension, number: &str) -> Result<ExtensionRecord> {
+        let field = |key: &'static str,
+                     value: &Option<Spanned<String>>,
+                     check: fn(&str) -> std::result::Result<(), FieldError>|
+         -> Result<Option<String>> {
+            let Some(value) = value else {
+                return Ok(None);
+            };
+            check(value.get_ref()).map_err(|source| {
+                self.at(
+                    value.span(),
+                    ConfigErrorKind::ExtensionField {
+                        number: number.to_owned(),
+                        key,
+                        value: value.get_ref().clone(),
+                        source,
+                    },
+                )
+            })?;
+            Ok(Some(value.get_ref().clone()))
+        };
+        let first_name = field("first_name", &ext.first_name, check_name)?;
+        let last_name = field("last_name", &ext.last_name, check_name)?;
+        let email = field("email", &ext.email, check_email)?;
+        let outbound_caller_id = field(
+            "outbound_caller_id",
+            &ext.outbound_caller_id,
+            check_phone_number,
+        )?;
+        let mobile = field("mobile", &ext.mobile, check_phone_number)?;
+        let language = field("language", &ext.language, check_language)?;
+        let voicemail_pin = match &ext.voicemail_pin {
+            None => None,
+            Some(pin) => {
+                check_voicemail_pin(pin.get_ref(), number).map_err(|source| {
+                    self.at(
+                        pin.span(),
+                        ConfigErrorKind::VoicemailPin {
+                            number: number.to_owned(),
+                            source,
+                        },
+                    )
+                })?;
+                Some(Secret::new(pin.get_ref().clone()))
+            }
+        };
+        let role = match &ext.role {
+            None => Role::default(),
+            Some(role) => Role::from_config(role.get_ref()).ok_or_else(|| {
+                self.at(
+                    role.span(),
+                    ConfigErrorKind::NotOneOf {
+                        key: "extension.role",
+                        value: role.get_ref().clone(),
+                        expected: "\"user\", \"manager\", \"admin\"",
+                    },
+                )
+            })?,
+        };
+        let mut departments: Vec<String> = Vec::new();
+        for entry in ext.departments.iter().flatten() {
+            let department = field("departments", &Some(entry.clone()), check_name)?
+                .expect("the value was given");
+            if departments.contains(&department) {
+                return Err(self.at(
+                    entry.span(),
+                    ConfigErrorKind::Duplicate {
+                        key: "extension.departments",
+                        value: format!("{department:?}"),
+                    },
+                ));
+            }
+            departments.push(department);
+        }
+        Ok(ExtensionRecord {
+            first_name,
+            last_name,
+            email,
+            outbound_caller_id,
+            voicemail_pin,
+            mobile,
+            language,
+            role,
+            departments,
+        })
+    }
+
+    /// `[[trunk]]`: unique names; ACL entries parsed, none on two trunks.
+    fn trunks(&self, raw: Vec<Spanned<RawTrunk>>) -> Result<Vec<TrunkConfig>> {
+        let mut names: HashMap<String, Range<usize>> = HashMap::with_capacity(raw.len());
+        let mut sources: HashMap<(IpNet, Option<u16>), String> = HashMap::new();
+        let mut out = Vec::with_capacity(raw.len());
+        for trunk in raw {
+            let table_span = trunk.span();
+            let trunk = trunk.into_inner();
+            let Some(name) = trunk.name else {
+                return Err(self.at(
+                    table_span,
+                    ConfigErrorKind::MissingKey {
+                        key: "trunk.name",
+                        why: "",
+                    },
+                ));
+            };
+            let name_ok = (1..=64).contains(&name.get_ref().len())
+                && name
+                    .get_ref()
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !name_ok {
+                return Err(self.at(
+                    name.span(),
+                    ConfigErrorKind::TrunkName {
+                        value: name.get_ref().clone(),
+                    },
+                ));
+            }
+            if let Some(first) = names.get(name.get_ref()) {
+                return Err(self.at(
+                    name.span(),
+                    ConfigErrorKind::DuplicateTrunk {
+                        name: name.get_ref().clone(),
+                        first_line: self.loc.line_of(first),
+                    },
+                ));
+            }
+            names.insert(name.get_ref().clone(), name.span());
+            let mut acl = Vec::with_capacity(trunk.acl.len());
+            for entry in &trunk.acl {
+                let source = parse_acl_source(entry.get_ref()).map_err(|source| {
+                    self.at(
+                        entry.span(),
+                        ConfigErrorKind::TrunkAcl {
+                            trunk: name.get_ref().clone(),
+                            value: entry.get_ref().clone(),
+                            source,
+                        },
+                    )
+                })?;
+                if let Some(first_trunk) = sources.get(&(source.net, source.port)) {
+                    return Err(self.at(
+                        entry.span(),
+                        ConfigErrorKind::DuplicateTrunkAcl {
+                            trunk: name.get_ref().clone(),
+                            value: entry.get_ref().clone(),
+                            first_trunk: first_trunk.clone(),
+                        },
+                    ));
+                }
+                sources.insert((source.net, source.port), name.get_ref().clone());
+                acl.push(source);
+            }
+            out.push(TrunkConfig {
+                name: name.into_inner(),
+                acl,
             });
         }
         Ok(out)

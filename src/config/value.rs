@@ -10,7 +10,7 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use voxgate_controlplane::config::LocalListener;
-use voxgate_controlplane::security::{IpNet, IpNetError};
+use voxgate_controlplane::security::{AclSource, IpNet, IpNetError};
 use voxgate_controlplane::sip::Transport;
 
 /// One SIP listener from `sip.listen`: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`,
@@ -87,17 +87,17 @@ pub fn parse_listen(text: &str) -> Result<Listen, ListenError> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DurationError {
-    #[error("expected a whole number and a unit (ms, s, m or h), like \"500ms\" or \"4s\"")]
+    #[error("expected a whole number and a unit (ms, s, m, h or d), like \"500ms\" or \"4s\"")]
     Syntax,
     #[error("a duration needs a unit: write \"{number}s\" or \"{number}ms\"")]
     MissingUnit { number: i64 },
-    #[error("unknown unit {unit:?}; use ms, s, m or h")]
+    #[error("unknown unit {unit:?}; use ms, s, m, h or d")]
     Unit { unit: String },
     #[error("too large")]
     Overflow,
 }
 
-/// Parses `500ms`, `4s`, `10m`, `1h`.
+/// Parses `500ms`, `4s`, `10m`, `1h`, `7d`.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let digits_end = text
         .find(|c: char| !c.is_ascii_digit())
@@ -112,6 +112,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         "s" => 1000,
         "m" => 60_000,
         "h" => 3_600_000,
+        "d" => 86_400_000,
         "" => {
             return Err(DurationError::MissingUnit {
                 number: i64::try_from(n).unwrap_or(i64::MAX),
@@ -525,6 +526,295 @@ pub fn parse_duration_range(text: &str) -> Result<RangeInclusive<Duration>, Dura
         return Err(DurationRangeError::Reversed);
     }
     Ok(min..=max)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AclError {
+    #[error("expected an address (\"203.0.113.7\"), a network (\"203.0.113.0/24\") or an address and port (\"203.0.113.7:5060\", \"[2001:db8::7]:5060\")")]
+    Syntax,
+    #[error("{0}")]
+    Network(#[source] IpNetError),
+    #[error("port 0 is not a source port; leave the port out to allow any")]
+    PortZero,
+}
+
+/// Parses a trunk ACL entry (SEC-17): an address, a network (host bits zero, as in
+/// `security.allow`), or an address with one source port (`IP:PORT`, `[v6]:PORT`).
+pub fn parse_acl_source(text: &str) -> Result<AclSource, AclError> {
+    if text.contains('/') {
+        return text
+            .parse::<IpNet>()
+            .map(|net| AclSource { net, port: None })
+            .map_err(AclError::Network);
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(AclSource {
+            net: IpNet::host(ip),
+            port: None,
+        });
+    }
+    let addr: SocketAddr = text.parse().map_err(|_| AclError::Syntax)?;
+    if addr.port() == 0 {
+        return Err(AclError::PortZero);
+    }
+    Ok(AclSource {
+        net: IpNet::host(addr.ip()),
+        port: Some(addr.port()),
+    })
+}
+
+/// One `security.block_feeds` entry (SEC-08): a local file or an HTTPS URL.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FeedSource {
+    File(std::path::PathBuf),
+    /// The URL as written; `https://` only.
+    Https(String),
+}
+
+impl FeedSource {
+    /// How logs and the `feed` metric label name the feed: the path, or the URL without
+    /// any `user:password@`.
+    pub fn label(&self) -> String {
+        match self {
+            FeedSource::File(path) => path.display().to_string(),
+            FeedSource::Https(url) => redact_url_userinfo(url),
+        }
+    }
+}
+
+impl fmt::Display for FeedSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+/// Replaces `user:password@` in a URL's authority with `***@`.
+fn redact_url_userinfo(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..scheme_end + 3], &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FeedSourceError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("plain HTTP can be altered on the way; use an https:// URL or a local file")]
+    PlainHttp,
+    #[error("is not an https://HOST[:PORT]/PATH URL")]
+    Url,
+}
+
+/// Parses a feed source: `https://…` is a URL, anything else is a file path (SEC-08).
+pub fn parse_feed_source(text: &str) -> Result<FeedSource, FeedSourceError> {
+    if text.is_empty() {
+        return Err(FeedSourceError::Empty);
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower.starts_with("http://") {
+        return Err(FeedSourceError::PlainHttp);
+    }
+    if !lower.starts_with("https://") {
+        if lower.contains("://") {
+            return Err(FeedSourceError::Url);
+        }
+        return Ok(FeedSource::File(std::path::PathBuf::from(text)));
+    }
+    let rest = &text["https://".len()..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((host, port)) if port.is_empty() || port_ok(port) => {
+                host.parse::<std::net::Ipv6Addr>()
+                    .map_err(|_| FeedSourceError::Url)?;
+                host
+            }
+            _ => return Err(FeedSourceError::Url),
+        }
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((host, port)) if port_ok(&format!(":{port}")) => host,
+            Some(_) => return Err(FeedSourceError::Url),
+            None => host_port,
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
+    if !host_ok || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(FeedSourceError::Url);
+    }
+    Ok(FeedSource::Https(text.to_owned()))
+}
+
+/// `":PORT"` with a port 1-65535.
+fn port_ok(colon_port: &str) -> bool {
+    colon_port
+        .strip_prefix(':')
+        .and_then(|p| p.parse::<u16>().ok())
+        .is_some_and(|p| p != 0)
+}
+
+/// Longest first name, last name or department name.
+pub const MAX_NAME_CHARS: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FieldError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be at most {max} characters")]
+    TooLong { max: usize },
+    #[error("must not contain control characters")]
+    Control,
+    #[error("is not an email address like \"alice@example.com\"")]
+    Email,
+    #[error("must be digits with an optional leading '+', at most 15 digits (E.164)")]
+    PhoneNumber,
+    #[error("is not a language tag like \"en\" or \"de-CH\"")]
+    Language,
+}
+
+/// A person's or department's name: 1-64 characters, no control characters (names end
+/// up in SIP display names and in emails).
+pub fn check_name(text: &str) -> Result<(), FieldError> {
+    if text.trim().is_empty() {
+        return Err(FieldError::Empty);
+    }
+    if text.chars().count() > MAX_NAME_CHARS {
+        return Err(FieldError::TooLong {
+            max: MAX_NAME_CHARS,
+        });
+    }
+    if text.chars().any(char::is_control) {
+        return Err(FieldError::Control);
+    }
+    Ok(())
+}
+
+/// A basic email syntax check: `local@domain.tld`, no spaces or control characters, at most
+/// 254 characters (RFC 5321 §4.5.3.1.3). Whether it is deliverable is for the mail server.
+pub fn check_email(text: &str) -> Result<(), FieldError> {
+    if text.len() > 254 {
+        return Err(FieldError::TooLong { max: 254 });
+    }
+    let Some((local, domain)) = text.rsplit_once('@') else {
+        return Err(FieldError::Email);
+    };
+    let labels_ok = domain.split('.').count() >= 2
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.contains('@')
+        && local
+            .chars()
+            .all(|c| !c.is_whitespace() && !c.is_control() && !"<>()[]\\,;:\"".contains(c));
+    if local_ok && labels_ok {
+        Ok(())
+    } else {
+        Err(FieldError::Email)
+    }
+}
+
+/// An E.164-style number (`outbound_caller_id`, `mobile`): an optional `+` and 1-15 digits.
+pub fn check_phone_number(text: &str) -> Result<(), FieldError> {
+    let digits = text.strip_prefix('+').unwrap_or(text);
+    if !digits.is_empty()
+        && digits.len() <= MAX_EXTENSION_DIGITS
+        && digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        Ok(())
+    } else {
+        Err(FieldError::PhoneNumber)
+    }
+}
+
+/// A BCP 47 language tag as prompts and the web console use it: a 2-3 letter language,
+/// then optional subtags of 1-8 letters or digits (`en`, `de-CH`, `zh-Hant-TW`).
+pub fn check_language(text: &str) -> Result<(), FieldError> {
+    let mut parts = text.split('-');
+    let primary = parts.next().unwrap_or_default();
+    let primary_ok =
+        (2..=3).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_alphabetic());
+    let rest_ok =
+        parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if primary_ok && rest_ok && text.len() <= 35 {
+        Ok(())
+    } else {
+        Err(FieldError::Language)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PinError {
+    #[error("must be 4 to 10 digits")]
+    Syntax,
+    #[error("must not equal the extension number")]
+    EqualsNumber,
+    #[error("must not be one digit repeated")]
+    Repeated,
+}
+
+/// A voicemail PIN (EXT-01, VM-03): 4-10 digits, not the extension number, not one digit
+/// repeated (the first PINs anyone tries).
+pub fn check_voicemail_pin(pin: &str, number: &str) -> Result<(), PinError> {
+    if !(4..=10).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PinError::Syntax);
+    }
+    if pin == number {
+        return Err(PinError::EqualsNumber);
+    }
+    if pin.bytes().all(|b| b == pin.as_bytes()[0]) {
+        return Err(PinError::Repeated);
+    }
+    Ok(())
+}
+
+/// An extension's role (EXT-01): what the web console and API let its user do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Role {
+    #[default]
+    User,
+    Manager,
+    Admin,
+}
+
+impl Role {
+    pub fn from_config(text: &str) -> Option<Role> {
+        match text {
+            "user" => Some(Role::User),
+            "manager" => Some(Role::Manager),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    #[allow(dead_code, reason = "for the API and web console (later milestones)")]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Manager => "manager",
+            Role::Admin => "admin",
+        }
+    }
 }
 
 /// A secret (SIP password). `Debug` and `Display` never show it, so a logged config does

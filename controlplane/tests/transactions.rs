@@ -477,6 +477,94 @@ fn server_non_invite_on_tcp_ends_with_the_final_response() {
     assert!(sim.txs.is_empty());
 }
 
+#[test]
+fn completed_non_invite_absorbs_retransmissions_until_timer_j() {
+    // In Completed the layer keeps the transaction in a compact form; seen from outside
+    // it behaves as before: every retransmission gets the final response again, to the
+    // request's source, and a second final response is refused.
+    let mut sim = Sim::new();
+    let reg = request("REGISTER", "z9hG4bKcmp1", 1, None, UDP);
+    let tx = sim.server_new(reg.clone(), UDP);
+    sim.respond(tx, response(&reg, 200, Some("b1")));
+    let first = sim.transmits();
+    assert_eq!(first.len(), 1);
+    for ms in [500, 1_500, 3_500, 31_999] {
+        sim.set(ms);
+        assert_eq!(
+            sim.server_input(reg.clone(), UDP),
+            ServerInput::Absorbed { tx }
+        );
+        assert_eq!(
+            sim.transmits(),
+            first,
+            "the same response, to the same peer"
+        );
+        assert_eq!(sim.txs.state(tx), Some(TxState::Completed));
+    }
+    assert!(matches!(
+        sim.txs.respond(sim.now, tx, response(&reg, 500, None)),
+        Err(TransactionError::FinalAlreadySent { .. })
+    ));
+    // Another request is not absorbed by it.
+    let other = request("REGISTER", "z9hG4bKcmp2", 2, None, UDP);
+    assert!(matches!(
+        sim.server_input(other, UDP),
+        ServerInput::New { .. }
+    ));
+    let log = sim.run_until(40_000);
+    assert_eq!(log, vec![(32_000, Log::Terminated)]);
+    assert_eq!(sim.txs.state(tx), None);
+    assert!(matches!(
+        sim.server_input(reg, UDP),
+        ServerInput::New { .. }
+    ));
+
+    // An RFC 2543 request (no cookie) in Completed: matched with its To tag.
+    let mut sim = Sim::new();
+    let opt = request("OPTIONS", "legacyc", 3, Some("t1"), UDP);
+    let tx = sim.server_new(opt.clone(), UDP);
+    sim.respond(tx, response(&opt, 200, None));
+    sim.sent();
+    assert_eq!(
+        sim.server_input(opt.clone(), UDP),
+        ServerInput::Absorbed { tx }
+    );
+    assert_eq!(sim.sent(), vec!["SIP/2.0 200 Reason"]);
+    let other_tag = request("OPTIONS", "legacyc", 3, Some("t2"), UDP);
+    assert!(matches!(
+        sim.server_input(other_tag, UDP),
+        ServerInput::New { .. }
+    ));
+}
+
+#[test]
+fn tables_give_memory_back_after_a_burst() {
+    let mut sim = Sim::new();
+    let burst = 5_000;
+    for i in 0..burst {
+        let reg = request("REGISTER", &format!("z9hG4bKburst{i}"), 1, None, UDP);
+        let tx = sim.server_new(reg.clone(), UDP);
+        sim.respond(tx, response(&reg, 200, Some("b1")));
+        sim.transmits();
+    }
+    assert_eq!(sim.txs.len(), burst);
+    let peak = sim.txs.capacity();
+    assert!(peak >= burst);
+    // Timer J ends them all; the table does not stay at its peak size.
+    sim.run_until(60_000);
+    assert!(sim.txs.is_empty());
+    let after = sim.txs.capacity();
+    assert!(
+        after <= peak / 16,
+        "capacity {after} after the burst, {peak} at its peak"
+    );
+    // A lone request later finds a small table that grows again as needed.
+    let reg = request("REGISTER", "z9hG4bKlate", 1, None, UDP);
+    sim.server_new(reg, UDP);
+    assert_eq!(sim.txs.len(), 1);
+    assert!(sim.txs.capacity() <= after);
+}
+
 // ---------------------------------------------------------------- discard
 
 #[test]

@@ -271,29 +271,8 @@ pub(crate) fn build_ack(invite: &Message, cseq: u32, response: &Message) -> Byte
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{MessageLimits, TimerConfig};
+    use crate::transaction::test_support::{parse, run};
     use crate::transaction::Action;
-
-    fn run<T>(reliable: bool, f: impl FnOnce(&mut Ctx<'_>) -> T) -> (T, Vec<Action>) {
-        let timers = TimerConfig::default();
-        let mut out = Vec::new();
-        let mut cx = Ctx {
-            timers: &timers,
-            reliable,
-            out: &mut out,
-        };
-        let r = f(&mut cx);
-        (r, out)
-    }
-
-    fn parse(text: &str) -> Message {
-        Message::parse_datagram(
-            // Test texts end lines with LF; printed messages already use CRLF.
-            Bytes::from(text.replace("\r\n", "\n").replace('\n', "\r\n")),
-            &MessageLimits::default(),
-        )
-        .expect("test message parses")
-    }
 
     #[test]
     fn timer_e_doubles_to_t2_and_is_t2_after_a_provisional() {

@@ -13,16 +13,46 @@
 //!
 //! What it does not do: decide what a match means (the manager and the state machines do).
 
+use std::net::IpAddr;
+
 use bytes::Bytes;
 
-use crate::sip::{Message, Method, Via};
+use crate::sip::{Host, Message, Method, Via};
 
 use super::TransactionError;
+
+/// An owned copy of bytes taken from a message. Keys and tags that outlive the message are
+/// copied so that a transaction does not keep the whole request datagram alive (a `Bytes`
+/// slice holds its entire buffer).
+fn owned(b: &[u8]) -> Box<[u8]> {
+    b.into()
+}
+
+/// A detached copy of a message slice, as `Bytes` (for values handed back as `Bytes`).
+pub(crate) fn detach(b: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(b)
+}
+
+/// A method that owns its name (an extension method's name is copied out of the request).
+fn owned_method(method: Method) -> Method {
+    match method {
+        Method::Other(name) => Method::Other(detach(&name)),
+        known => known,
+    }
+}
+
+/// The host of a sent-by as compared for matching: an address as parsed, a name
+/// case-folded.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum HostKey {
+    Ip(IpAddr),
+    Name(Box<[u8]>),
+}
 
 /// The sent-by of a Via as compared for matching: host case-folded, port explicit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct SentBy {
-    host: Box<str>,
+    host: HostKey,
     port: u16,
 }
 
@@ -32,8 +62,12 @@ impl SentBy {
             Some(t) => t.default_port(),
             None => 5060,
         };
+        let host = match &via.host {
+            Host::Ip(ip) => HostKey::Ip(*ip),
+            Host::Domain(name) => HostKey::Name(name.to_ascii_lowercase().into_boxed_slice()),
+        };
         SentBy {
-            host: via.host.to_string().to_ascii_lowercase().into_boxed_str(),
+            host,
             port: via.port.unwrap_or(default_port),
         }
     }
@@ -46,26 +80,27 @@ impl SentBy {
 /// §17.1.1.3 repeat them exactly), the top Via by transport, sent-by and branch.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Legacy {
-    request_uri: Bytes,
-    from_tag: Option<Bytes>,
-    call_id: Bytes,
+    request_uri: Box<[u8]>,
+    from_tag: Option<Box<[u8]>>,
+    call_id: Box<[u8]>,
     cseq: u32,
-    via_transport: Box<str>,
+    via_transport: Box<[u8]>,
     via_sent_by: SentBy,
-    via_branch: Option<Bytes>,
+    via_branch: Option<Box<[u8]>>,
 }
 
-/// The key of a server transaction.
+/// The key of a server transaction. It owns its bytes (see [`owned`]); the RFC 2543 form,
+/// rare and large, is boxed so that the common form stays small.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum ServerKey {
     /// RFC 3261: branch + sent-by + method (ACK and CANCEL lookups use INVITE).
     Branch {
-        branch: Bytes,
+        branch: Box<[u8]>,
         sent_by: SentBy,
         method: Method,
     },
     /// RFC 2543 fallback.
-    Legacy { ids: Legacy, method: Method },
+    Legacy { ids: Box<Legacy>, method: Method },
 }
 
 impl ServerKey {
@@ -78,7 +113,9 @@ impl ServerKey {
 #[derive(Debug, Clone)]
 pub(crate) struct RequestIds {
     pub(crate) key: ServerKey,
-    /// The To tag of the request; compared after a legacy look-up.
+    /// The To tag of a request with an RFC 2543 key (an owned copy), compared after the
+    /// look-up. Always `None` for an RFC 3261 key, whose matching ignores the To tag (so
+    /// the To header is not even parsed then).
     pub(crate) to_tag: Option<Bytes>,
 }
 
@@ -87,33 +124,33 @@ pub(crate) struct RequestIds {
 pub(crate) fn server_ids(msg: &Message, method: Method) -> Result<RequestIds, TransactionError> {
     let line = msg.request_line().ok_or(TransactionError::NotARequest)?;
     let via = msg.top_via()?;
-    let to_tag = msg.to().ok().and_then(|t| t.tag().cloned());
     if let Some(branch) = via.rfc3261_branch() {
         return Ok(RequestIds {
             key: ServerKey::Branch {
-                branch: branch.clone(),
+                branch: owned(branch),
                 sent_by: SentBy::of(&via),
-                method,
+                method: owned_method(method),
             },
-            to_tag,
+            to_tag: None,
         });
     }
     let from = msg.from()?;
     let ids = Legacy {
-        request_uri: line.uri.clone(),
-        from_tag: from.tag().cloned(),
-        call_id: msg.call_id()?.clone(),
+        request_uri: owned(&line.uri),
+        from_tag: from.tag().map(|t| owned(t)),
+        call_id: owned(msg.call_id()?),
         cseq: msg.cseq()?.seq,
-        via_transport: String::from_utf8_lossy(&via.transport)
-            .to_ascii_uppercase()
-            .into_boxed_str(),
+        via_transport: via.transport.to_ascii_uppercase().into_boxed_slice(),
         via_sent_by: SentBy::of(&via),
-        via_branch: via.branch().cloned(),
+        via_branch: via.branch().map(|b| owned(b)),
     };
     // A legacy request needs a To header too (its tag is compared after the look-up).
-    msg.to()?;
+    let to_tag = msg.to()?.tag().map(detach);
     Ok(RequestIds {
-        key: ServerKey::Legacy { ids, method },
+        key: ServerKey::Legacy {
+            ids: Box::new(ids),
+            method: owned_method(method),
+        },
         to_tag,
     })
 }
@@ -185,9 +222,10 @@ pub(crate) struct AckBase {
 
 impl AckBase {
     pub(crate) fn of_request(msg: &Message) -> Option<AckBase> {
+        // Owned copies: an INVITE transaction keeps its AckBase while it lives.
         Some(AckBase {
-            call_id: msg.call_id().ok()?.clone(),
-            from_tag: msg.from().ok()?.tag().cloned(),
+            call_id: detach(msg.call_id().ok()?),
+            from_tag: msg.from().ok()?.tag().map(detach),
             cseq: msg.cseq().ok()?.seq,
         })
     }
@@ -209,23 +247,15 @@ pub(crate) fn ack_key(ack: &Message) -> Option<AckKey> {
     Some(base.with_to_tag(to_tag))
 }
 
-/// The To tag of a message, if it has a parseable To with a tag.
+/// The To tag of a message, if it has a parseable To with a tag (an owned copy).
 pub(crate) fn to_tag(msg: &Message) -> Option<Bytes> {
-    msg.to().ok().and_then(|t| t.tag().cloned())
+    msg.to().ok().and_then(|t| t.tag().map(detach))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MessageLimits;
-
-    fn parse(text: &str) -> Message {
-        Message::parse_datagram(
-            Bytes::from(text.replace('\n', "\r\n")),
-            &MessageLimits::default(),
-        )
-        .expect("test message parses")
-    }
+    use crate::transaction::test_support::parse;
 
     fn request(method: &str, via: &str, to: &str, cseq: &str) -> Message {
         parse(&format!(

@@ -1,7 +1,25 @@
 //! [`Transactions`]: the table of live transactions, their indexes and timer queue, and the
 //! driver-facing inputs and outputs (see the module doc of [`super`] for the contract).
+//!
+//! # Memory
+//! A registrar under load holds one server transaction per REGISTER for timer J (32 s on
+//! UDP), tens of thousands at a few hundred registrations a second, nearly all of them
+//! non-INVITE transactions in Completed. So:
+//! - The id table holds one pointer per transaction ([`Tx`]); the state is boxed, so growth
+//!   and rehashing move 16-byte slots, not the whole state.
+//! - A non-INVITE server transaction that enters Completed is replaced by a
+//!   [`CompletedServer`]: its key (shared with the index), peer, final response and timer J
+//!   deadline, which is all RFC 3261 §17.2.2 needs. The state machine, timer slots and span
+//!   go.
+//! - Keys and tags are owned copies ([`super::key`]), so no transaction keeps its request
+//!   datagram alive.
+//! - Every table and queue shrinks once it falls below a quarter of its capacity
+//!   ([`shrink_map`]): a burst leaves no peak-sized tables behind. A shrink halves at
+//!   least, so its O(len) cost is paid for by the len/2 removals before it.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,21 +36,47 @@ use super::key::{
 use super::server::{AckOutcome, InviteServer, NonInviteServer};
 use super::timer::{deadline, Entry, TimerQueue, TimerSlots};
 use super::{
-    Action, ClientInput, Ctx, ServerInput, TimerKind, TransactionError, TransactionEvent, TxId,
-    TxState,
+    should_shrink, Action, ClientInput, Ctx, ServerInput, TimerKind, TransactionError,
+    TransactionEvent, TxId, TxState, MIN_CAPACITY,
 };
 
 /// The shortest timer the manager arms. A zero T1 (a configuration the binary should have
 /// refused) would otherwise re-arm timer A at `now` forever inside one `handle_timeout`.
 const MIN_TIMER: Duration = Duration::from_millis(1);
 
+/// The hasher of the id table. Ids are ours (a counter), not an attacker's, so a
+/// multiplicative hash is enough: it keeps consecutive ids in distinct buckets (low bits)
+/// and spreads the high bits the table's control bytes use.
+#[derive(Debug, Default, Clone, Copy)]
+struct TxIdHasher(u64);
+
+impl Hasher for TxIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IdMap<V> = HashMap<TxId, V, BuildHasherDefault<TxIdHasher>>;
+
 /// All transactions of one endpoint. See the module doc for the driver contract.
 #[derive(Debug)]
 pub struct Transactions {
     timers: TimerConfig,
     next_id: u64,
-    txs: HashMap<TxId, Transaction>,
-    servers: HashMap<ServerKey, TxId>,
+    txs: IdMap<Tx>,
+    /// Server transactions by key. The key is shared with the transaction (which needs it
+    /// to leave the index), not stored twice.
+    servers: HashMap<Arc<ServerKey>, TxId>,
     clients: HashMap<ClientKey, TxId>,
     /// INVITE server transactions in Accepted, by the identity of the ACK for their 2xx.
     accepted: HashMap<AckKey, TxId>,
@@ -52,6 +96,28 @@ enum Outgoing {
     Trying(TxId),
 }
 
+/// One entry of the id table: a pointer either way.
+#[derive(Debug)]
+enum Tx {
+    Live(Box<Transaction>),
+    /// A non-INVITE server transaction in Completed.
+    Completed(Box<CompletedServer>),
+}
+
+/// A non-INVITE server transaction in Completed (RFC 3261 §17.2.2): it resends its final
+/// response to every retransmission of the request until timer J fires, and does nothing
+/// else. Its logs carry the transaction id as a field (it has no span of its own).
+#[derive(Debug)]
+struct CompletedServer {
+    key: Arc<ServerKey>,
+    /// RFC 2543 keys only: the request's To tag, compared after the look-up.
+    request_to_tag: Option<Bytes>,
+    peer: Peer,
+    response: Bytes,
+    /// Timer J (`None`: beyond what `Instant` holds, never fires).
+    j: Option<Instant>,
+}
+
 #[derive(Debug)]
 struct Transaction {
     /// Server: where the request came from (responses go there). Client: the next hop.
@@ -69,7 +135,7 @@ enum Side {
 
 #[derive(Debug)]
 struct ServerTx {
-    key: ServerKey,
+    key: Arc<ServerKey>,
     /// The To tag of the request (RFC 2543 matching of retransmissions and CANCEL).
     request_to_tag: Option<Bytes>,
     /// The To tag of the final response sent (RFC 2543 matching of the ACK).
@@ -123,12 +189,46 @@ impl Transaction {
     }
 
     fn transmit(&self, payload: Bytes) -> Transmit {
-        Transmit {
-            transport: self.peer.transport,
-            destination: self.peer.remote,
-            local: self.peer.local,
-            conn: self.peer.conn,
-            payload,
+        transmit_to(&self.peer, payload)
+    }
+}
+
+fn transmit_to(peer: &Peer, payload: Bytes) -> Transmit {
+    Transmit {
+        transport: peer.transport,
+        destination: peer.remote,
+        local: peer.local,
+        conn: peer.conn,
+        payload,
+    }
+}
+
+impl Tx {
+    fn state(&self) -> Option<TxState> {
+        match self {
+            Tx::Live(t) => t.state(),
+            Tx::Completed(_) => Some(TxState::Completed),
+        }
+    }
+
+    fn is_server(&self) -> bool {
+        match self {
+            Tx::Live(t) => matches!(t.side, Side::Server(_)),
+            Tx::Completed(_) => true,
+        }
+    }
+
+    /// Whether a request whose key found this server transaction belongs to it (see
+    /// [`ServerTx::to_tag_matches`]); `false` for a client transaction.
+    fn server_matches(&self, is_ack: bool, to_tag: &Option<Bytes>) -> bool {
+        match self {
+            Tx::Live(t) => match &t.side {
+                Side::Server(s) => s.to_tag_matches(is_ack, to_tag),
+                Side::Client(_) => false,
+            },
+            // Its key has a non-INVITE method, which an ACK (looked up as INVITE) never
+            // has; the RFC 2543 To tag check is that of a retransmission.
+            Tx::Completed(c) => !c.key.is_legacy() || (!is_ack && c.request_to_tag == *to_tag),
         }
     }
 }
@@ -160,7 +260,7 @@ impl Transactions {
         Self {
             timers,
             next_id: 1,
-            txs: HashMap::new(),
+            txs: IdMap::default(),
             servers: HashMap::new(),
             clients: HashMap::new(),
             accepted: HashMap::new(),
@@ -190,9 +290,16 @@ impl Transactions {
         self.txs.is_empty()
     }
 
+    /// How many transactions the id table holds before it grows; the index tables follow
+    /// the same rule. It falls again (to about twice [`Transactions::len`]) once fewer than
+    /// a quarter of it are used, so a burst does not leave peak-sized tables behind.
+    pub fn capacity(&self) -> usize {
+        self.txs.capacity()
+    }
+
     /// The state of a live transaction; `None` once it has terminated.
     pub fn state(&self, tx: TxId) -> Option<TxState> {
-        self.txs.get(&tx).and_then(Transaction::state)
+        self.txs.get(&tx).and_then(Tx::state)
     }
 
     /// A request from the network. `peer.remote` must be where responses go (RFC 3261
@@ -211,8 +318,9 @@ impl Transactions {
         let is_ack = method == Method::Ack;
         let ids = server_ids(&request, match_method(&method))?;
         let found = self.servers.get(&ids.key).copied().filter(|id| {
-            matches!(self.txs.get(id), Some(Transaction { side: Side::Server(s), .. })
-                if s.to_tag_matches(is_ack, &ids.to_tag))
+            self.txs
+                .get(id)
+                .is_some_and(|t| t.server_matches(is_ack, &ids.to_tag))
         });
         let input = match (found, is_ack) {
             (Some(id), true) => self.server_ack(now, id, request),
@@ -227,6 +335,12 @@ impl Transactions {
                 }
             }
             (Some(id), false) => {
+                if let Some(Tx::Completed(c)) = self.txs.get(&id) {
+                    tracing::debug!(tx = id.0, "retransmission: final response sent again");
+                    let again = transmit_to(&c.peer, c.response.clone());
+                    self.transmits.push_back(Outgoing::Ready(again));
+                    return Ok(ServerInput::Absorbed { tx: id });
+                }
                 self.step_server(now, id, |m, cx| match m {
                     ServerMachine::Invite(s) => ServerMachine::Invite(s.on_retransmission(cx)),
                     ServerMachine::NonInvite(s) => {
@@ -267,22 +381,23 @@ impl Transactions {
         tracing::debug!(parent: &span, legacy = ids.key.is_legacy(), "new server transaction");
         // An RFC 2543 request that collides with a live key but not its To tag takes the
         // index over; the older transaction still runs out its timers.
-        self.servers.insert(ids.key.clone(), id);
+        let key = Arc::new(ids.key);
+        self.servers.insert(Arc::clone(&key), id);
         self.txs.insert(
             id,
-            Transaction {
+            Tx::Live(Box::new(Transaction {
                 peer,
                 timers: TimerSlots::default(),
                 span,
                 side: Side::Server(ServerTx {
-                    key: ids.key,
+                    key,
                     request_to_tag: ids.to_tag,
                     final_to_tag: None,
                     ack_base,
                     ack_key: None,
                     machine,
                 }),
-            },
+            })),
         );
         ServerInput::New { tx: id, request }
     }
@@ -316,10 +431,11 @@ impl Transactions {
         if !(100..=699).contains(&code) {
             return Err(TransactionError::InvalidStatus { code });
         }
-        let t = self
-            .txs
-            .get_mut(&tx)
-            .ok_or(TransactionError::UnknownTransaction(tx))?;
+        let t = match self.txs.get_mut(&tx) {
+            Some(Tx::Live(t)) => t,
+            Some(Tx::Completed(_)) => return Err(TransactionError::FinalAlreadySent { tx, code }),
+            None => return Err(TransactionError::UnknownTransaction(tx)),
+        };
         let Side::Server(s) = &mut t.side else {
             return Err(TransactionError::NotAServerTransaction(tx));
         };
@@ -330,7 +446,9 @@ impl Transactions {
         if !accepts {
             return Err(TransactionError::FinalAlreadySent { tx, code });
         }
-        if code >= 200 {
+        // The final To tag matters to RFC 2543 ACK matching and to the ACK identity of an
+        // INVITE's 2xx only; a REGISTER's To is not parsed again for nothing.
+        if code >= 200 && (s.key.is_legacy() || matches!(s.machine, ServerMachine::Invite(_))) {
             s.final_to_tag = key::to_tag(&response);
         }
         tracing::debug!(parent: &t.span, code, "response from the TU");
@@ -340,17 +458,55 @@ impl Transactions {
             ServerMachine::NonInvite(s) => ServerMachine::NonInvite(s.on_response(code, wire, cx)),
         });
         self.register_accepted(tx);
+        self.compact(tx);
         self.prune();
         Ok(())
     }
 
+    /// Replace a non-INVITE server transaction that entered Completed by its compact form.
+    fn compact(&mut self, id: TxId) {
+        let Some(slot) = self.txs.get_mut(&id) else {
+            return;
+        };
+        let Tx::Live(t) = slot else {
+            return;
+        };
+        let Transaction {
+            peer,
+            timers,
+            span,
+            side,
+        } = &mut **t;
+        let Side::Server(ServerTx {
+            key,
+            request_to_tag,
+            machine: ServerMachine::NonInvite(NonInviteServer::Completed { last }),
+            ..
+        }) = side
+        else {
+            return;
+        };
+        let j = timers.get(TimerKind::J);
+        // Timer J is the only one a non-INVITE server transaction arms.
+        let dropped = timers.armed() - usize::from(j.is_some());
+        self.armed = self.armed.saturating_sub(dropped);
+        tracing::debug!(parent: &*span, "completed: kept compact until timer J");
+        let completed = CompletedServer {
+            key: Arc::clone(key),
+            request_to_tag: request_to_tag.take(),
+            peer: *peer,
+            response: std::mem::take(last),
+            j,
+        };
+        *slot = Tx::Completed(Box::new(completed));
+    }
+
     /// Index an INVITE server transaction that just entered Accepted by its ACK identity.
     fn register_accepted(&mut self, id: TxId) {
-        let Some(Transaction {
-            side: Side::Server(s),
-            ..
-        }) = self.txs.get_mut(&id)
-        else {
+        let Some(Tx::Live(t)) = self.txs.get_mut(&id) else {
+            return;
+        };
+        let Side::Server(s) = &mut t.side else {
             return;
         };
         if s.ack_key.is_some()
@@ -411,7 +567,7 @@ impl Transactions {
             .and_then(|k| self.clients.get(&k).copied());
         self.txs.insert(
             id,
-            Transaction {
+            Tx::Live(Box::new(Transaction {
                 peer: next_hop,
                 timers: TimerSlots::default(),
                 span,
@@ -422,7 +578,7 @@ impl Transactions {
                     cseq: cseq.seq,
                     machine,
                 }),
-            },
+            })),
         );
         self.apply(now, id, &mut out);
         self.scratch = out;
@@ -434,7 +590,7 @@ impl Transactions {
     }
 
     fn arm_cancel_guard(&mut self, now: Instant, invite: TxId) {
-        let Some(t) = self.txs.get(&invite) else {
+        let Some(Tx::Live(t)) = self.txs.get(&invite) else {
             return;
         };
         let pending = matches!(&t.side, Side::Client(ClientTx { machine: ClientMachine::Invite(m), .. }) if m.is_pending());
@@ -454,7 +610,7 @@ impl Transactions {
         else {
             return ClientInput::Stray { response };
         };
-        let Some(t) = self.txs.get_mut(&id) else {
+        let Some(Tx::Live(t)) = self.txs.get_mut(&id) else {
             return ClientInput::Stray { response };
         };
         tracing::debug!(parent: &t.span, code, "response");
@@ -504,8 +660,17 @@ impl Transactions {
             let Some(e) = self.queue.pop_due(now, |e| is_live(txs, e)) else {
                 break;
             };
-            let Some(t) = self.txs.get_mut(&e.tx) else {
-                continue;
+            let t = match self.txs.get_mut(&e.tx) {
+                Some(Tx::Live(t)) => t,
+                Some(Tx::Completed(c)) => {
+                    // Timer J, the only timer it has: the transaction ends.
+                    c.j = None;
+                    self.armed = self.armed.saturating_sub(1);
+                    tracing::debug!(tx = e.tx.0, timer = %e.kind, "timer fired");
+                    self.remove(e.tx);
+                    continue;
+                }
+                None => continue,
             };
             t.timers.set(e.kind, None);
             self.armed = self.armed.saturating_sub(1);
@@ -557,11 +722,19 @@ impl Transactions {
     /// The next message to send.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        let t = self.next_transmit();
+        if t.is_none() {
+            shrink_deque(&mut self.transmits);
+        }
+        t
+    }
+
+    fn next_transmit(&mut self) -> Option<Transmit> {
         while let Some(o) = self.transmits.pop_front() {
             match o {
                 Outgoing::Ready(t) => return Some(t),
                 Outgoing::Trying(id) => {
-                    let Some(t) = self.txs.get(&id) else {
+                    let Some(Tx::Live(t)) = self.txs.get(&id) else {
                         continue;
                     };
                     if let Side::Server(ServerTx {
@@ -582,7 +755,11 @@ impl Transactions {
 
     #[must_use]
     pub fn poll_event(&mut self) -> Option<TransactionEvent> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if e.is_none() {
+            shrink_deque(&mut self.events);
+        }
+        e
     }
 
     /// When [`Transactions::handle_timeout`] must be called next.
@@ -601,13 +778,10 @@ impl Transactions {
         }
         let ids = server_ids(cancel, Method::Invite).ok()?;
         let id = *self.servers.get(&ids.key)?;
-        match self.txs.get(&id) {
-            Some(Transaction {
-                side: Side::Server(s),
-                ..
-            }) if s.to_tag_matches(false, &ids.to_tag) => Some(id),
-            _ => None,
-        }
+        self.txs
+            .get(&id)
+            .is_some_and(|t| t.server_matches(false, &ids.to_tag))
+            .then_some(id)
     }
 
     fn alloc_id(&mut self) -> TxId {
@@ -623,7 +797,7 @@ impl Transactions {
         id: TxId,
         f: impl FnOnce(ServerMachine, &mut Ctx<'_>) -> ServerMachine,
     ) {
-        let Some(t) = self.txs.get_mut(&id) else {
+        let Some(Tx::Live(t)) = self.txs.get_mut(&id) else {
             return;
         };
         let Side::Server(s) = &mut t.side else {
@@ -650,7 +824,7 @@ impl Transactions {
 
     /// Carry out (and drain) the actions of transaction `id`.
     fn apply(&mut self, now: Instant, id: TxId, actions: &mut Vec<Action>) {
-        let Some(t) = self.txs.get_mut(&id) else {
+        let Some(Tx::Live(t)) = self.txs.get_mut(&id) else {
             actions.clear();
             return;
         };
@@ -690,13 +864,7 @@ impl Transactions {
     /// instead of [`Transactions::respond`]; an unknown id or a client transaction is left
     /// alone.
     pub fn discard(&mut self, tx: TxId) {
-        if matches!(
-            self.txs.get(&tx),
-            Some(Transaction {
-                side: Side::Server(_),
-                ..
-            })
-        ) {
+        if self.txs.get(&tx).is_some_and(Tx::is_server) {
             self.forget(tx, false);
             self.prune();
         }
@@ -710,16 +878,22 @@ impl Transactions {
     /// Remove transaction `id` and its index entries; `report` says whether the TU hears
     /// [`TransactionEvent::Terminated`].
     fn forget(&mut self, id: TxId, report: bool) {
-        let Some(t) = self.txs.remove(&id) else {
-            return;
+        let t = match self.txs.remove(&id) {
+            Some(Tx::Live(t)) => t,
+            Some(Tx::Completed(c)) => {
+                self.armed = self.armed.saturating_sub(usize::from(c.j.is_some()));
+                tracing::debug!(tx = id.0, report, "transaction terminated");
+                self.unindex_server(&c.key, id);
+                self.terminated(id, report);
+                return;
+            }
+            None => return,
         };
         self.armed = self.armed.saturating_sub(t.timers.armed());
         tracing::debug!(parent: &t.span, report, "transaction terminated");
         match t.side {
             Side::Server(s) => {
-                if self.servers.get(&s.key) == Some(&id) {
-                    self.servers.remove(&s.key);
-                }
+                self.unindex_server(&s.key, id);
                 if let Some(k) = s.ack_key {
                     if self.accepted.get(&k) == Some(&id) {
                         self.accepted.remove(&k);
@@ -732,21 +906,187 @@ impl Transactions {
                 }
             }
         }
+        self.terminated(id, report);
+    }
+
+    fn unindex_server(&mut self, key: &ServerKey, id: TxId) {
+        if self.servers.get(key) == Some(&id) {
+            self.servers.remove(key);
+        }
+    }
+
+    fn terminated(&mut self, id: TxId, report: bool) {
         if report {
             self.events
                 .push_back(TransactionEvent::Terminated { tx: id });
         }
     }
 
-    /// Keep the head of the timer queue live so `poll_timeout` is exact.
+    /// Keep the head of the timer queue live so `poll_timeout` is exact, and give back
+    /// table memory once a burst is over.
     fn prune(&mut self) {
         let txs = &self.txs;
         self.queue.prune(self.armed, |e| is_live(txs, e));
+        shrink_map(&mut self.txs);
+        shrink_map(&mut self.servers);
+        shrink_map(&mut self.clients);
+        shrink_map(&mut self.accepted);
+        shrink_deque(&mut self.transmits);
+        shrink_deque(&mut self.events);
+    }
+
+    /// The capacities of every table and queue, for tests of shrinking.
+    #[cfg(test)]
+    fn capacities(&self) -> [usize; 7] {
+        [
+            self.txs.capacity(),
+            self.servers.capacity(),
+            self.clients.capacity(),
+            self.accepted.capacity(),
+            self.transmits.capacity(),
+            self.events.capacity(),
+            self.queue.capacity(),
+        ]
     }
 }
 
 /// Whether a queued timer entry is still armed.
-fn is_live(txs: &HashMap<TxId, Transaction>, e: &Entry) -> bool {
-    txs.get(&e.tx)
-        .is_some_and(|t| t.timers.get(e.kind) == Some(e.at))
+fn is_live(txs: &IdMap<Tx>, e: &Entry) -> bool {
+    match txs.get(&e.tx) {
+        Some(Tx::Live(t)) => t.timers.get(e.kind) == Some(e.at),
+        Some(Tx::Completed(c)) => e.kind == TimerKind::J && c.j == Some(e.at),
+        None => false,
+    }
+}
+
+/// [`should_shrink`] says when; shrinking to twice `len` means the next shrink comes only
+/// after at least half the entries left, so the O(len) rehash is amortised over them.
+fn shrink_map<K: Eq + Hash, V, S: BuildHasher>(m: &mut HashMap<K, V, S>) {
+    if should_shrink(m.len(), m.capacity()) {
+        m.shrink_to((m.len() * 2).max(MIN_CAPACITY));
+    }
+}
+
+fn shrink_deque<T>(q: &mut VecDeque<T>) {
+    if should_shrink(q.len(), q.capacity()) {
+        q.shrink_to((q.len() * 2).max(MIN_CAPACITY));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::ConnId;
+    use crate::sip::Transport;
+    use crate::transaction::test_support::parse;
+
+    #[allow(clippy::disallowed_methods)] // the one real instant; every later time is virtual
+    fn base() -> Instant {
+        Instant::now()
+    }
+
+    fn peer(transport: Transport) -> Peer {
+        Peer {
+            transport,
+            remote: "192.0.2.10:5070".parse().expect("literal address"),
+            local: "192.0.2.1:5060".parse().expect("literal address"),
+            conn: transport.is_reliable().then_some(ConnId(7)),
+        }
+    }
+
+    fn request(method: &str, via_host: &str, branch: &str) -> Message {
+        parse(&format!(
+            "{method} sip:bob@example.com SIP/2.0\n\
+             Via: SIP/2.0/UDP {via_host};branch={branch}\n\
+             From: <sip:alice@example.com>;tag=a1\n\
+             To: <sip:bob@example.com>\n\
+             Call-ID: {branch}@192.0.2.10\n\
+             CSeq: 1 {method}\n\
+             Content-Length: 0\n\n"
+        ))
+    }
+
+    fn ok(req: &Message) -> Message {
+        ResponseBuilder::new(req, 200, "OK", Some("b1")).build()
+    }
+
+    fn new_tx(txs: &mut Transactions, now: Instant, req: Message) -> TxId {
+        match txs.handle_request(now, peer(Transport::Udp), req) {
+            Ok(ServerInput::New { tx, .. }) => tx,
+            other => panic!("expected a new transaction, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_completed_non_invite_is_compact_and_keeps_no_request_bytes() {
+        let t0 = base();
+        let mut txs = Transactions::default();
+        let reg = request("REGISTER", "192.0.2.10:5070", "z9hG4bKc1");
+        let tx = new_tx(&mut txs, t0, reg.clone());
+        txs.respond(t0, tx, ok(&reg)).expect("respond");
+        let Some(Tx::Completed(c)) = txs.txs.get(&tx) else {
+            panic!("not compacted");
+        };
+        assert!(c.j.is_some());
+        // The key is shared by the index and the transaction, not copied.
+        assert_eq!(Arc::strong_count(&c.key), 2);
+        // Only one timer is armed (J) and the queue names it.
+        assert_eq!(txs.armed, 1);
+        assert_eq!(txs.poll_timeout(), c.j);
+        // Once the caller drops the request, nothing holds its buffer: the transaction
+        // owns copies of its key (a `Bytes` slice of the branch would keep it shared).
+        let raw = reg.raw().clone();
+        drop(reg);
+        assert!(raw.is_unique(), "the transaction keeps the request buffer");
+    }
+
+    #[test]
+    fn tables_shrink_once_a_burst_is_over() {
+        let t0 = base();
+        let mut txs = Transactions::default();
+        let n = 3_000;
+        for i in 0..n {
+            let reg = request("REGISTER", "192.0.2.10:5070", &format!("z9hG4bKr{i}"));
+            let tx = new_tx(&mut txs, t0, reg.clone());
+            txs.respond(t0, tx, ok(&reg)).expect("respond");
+        }
+        for i in 0..n / 4 {
+            let inv = request("INVITE", "phone.example.com", &format!("z9hG4bKi{i}"));
+            let tx = new_tx(&mut txs, t0, inv.clone());
+            txs.respond(t0, tx, ok(&inv)).expect("respond");
+            let opt = request("OPTIONS", "192.0.2.1:5060", &format!("z9hG4bKo{i}"));
+            txs.send_request(t0, peer(Transport::Udp), opt)
+                .expect("send");
+        }
+        assert_eq!(txs.len(), n + n / 2);
+        assert!(
+            txs.txs
+                .values()
+                .filter(|t| matches!(t, Tx::Completed(_)))
+                .count()
+                == n
+        );
+        let peak = txs.capacities();
+        // (The event queue is still empty: nothing has ended yet.)
+        assert!(
+            peak.iter().enumerate().all(|(i, &c)| i == 5 || c >= n / 4),
+            "{peak:?}"
+        );
+        assert!(std::iter::from_fn(|| txs.poll_transmit()).count() >= n);
+        // Every timer runs out (J, L and F are all under two minutes).
+        txs.handle_timeout(t0 + Duration::from_secs(120));
+        let ended = std::iter::from_fn(|| txs.poll_event())
+            .filter(|e| matches!(e, TransactionEvent::Terminated { .. }))
+            .count();
+        assert_eq!(ended, n + n / 2);
+        // (Timer E retransmissions of the unanswered OPTIONS.)
+        assert!(std::iter::from_fn(|| txs.poll_transmit()).count() > 0);
+        assert!(txs.is_empty());
+        assert_eq!(txs.poll_timeout(), None);
+        let after = txs.capacities();
+        assert!(
+            after.iter().all(|&c| c <= 2 * MIN_CAPACITY),
+            "capacities at peak {peak:?}, after {after:?}"
+        );
+    }
 }

@@ -35,7 +35,9 @@
 //!    the request is a new request again.
 //!
 //! Every timer has a named reason, [`TimerKind`], which the debug logs and
-//! [`TransactionEvent::Timeout`] carry. Each transaction logs inside its own `sip_tx` span.
+//! [`TransactionEvent::Timeout`] carry. Each transaction logs inside its own `sip_tx` span,
+//! except a non-INVITE server transaction in Completed, which is kept in a compact form
+//! without one (its logs carry `tx` as a field; see the manager's "Memory" notes).
 //!
 //! Transactions that wait on the TU have no timer of their own: a server transaction stays
 //! until the TU sends a final response, and a client INVITE transaction in Proceeding stays
@@ -46,6 +48,8 @@ mod client;
 mod key;
 mod manager;
 mod server;
+#[cfg(test)]
+mod test_support;
 mod timer;
 
 use std::fmt;
@@ -242,6 +246,16 @@ pub enum TransactionError {
     /// already (only 2xx retransmissions may follow a 2xx).
     #[error("{tx} cannot send a {code} now: its final response was sent")]
     FinalAlreadySent { tx: TxId, code: u16 },
+}
+
+/// Tables are not shrunk below this capacity (small tables are cheap, and re-growing
+/// them after every small burst is not).
+pub(crate) const MIN_CAPACITY: usize = 64;
+
+/// Whether a table of `capacity` holding `len` should give memory back: below a quarter
+/// used, above [`MIN_CAPACITY`]. It is then shrunk to `max(2·len, MIN_CAPACITY)`.
+pub(crate) fn should_shrink(len: usize, capacity: usize) -> bool {
+    capacity > MIN_CAPACITY && len < capacity / 4
 }
 
 /// One effect a state machine asks the manager to carry out.

@@ -243,20 +243,8 @@ impl NonInviteServer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::TimerConfig;
+    use crate::transaction::test_support::run;
     use crate::transaction::Action;
-
-    fn run<T>(reliable: bool, f: impl FnOnce(&mut Ctx<'_>) -> T) -> (T, Vec<Action>) {
-        let timers = TimerConfig::default();
-        let mut out = Vec::new();
-        let mut cx = Ctx {
-            timers: &timers,
-            reliable,
-            out: &mut out,
-        };
-        let r = f(&mut cx);
-        (r, out)
-    }
 
     fn b(s: &'static str) -> Bytes {
         Bytes::from_static(s.as_bytes())

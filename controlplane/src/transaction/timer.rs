@@ -15,7 +15,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-use super::{TimerKind, TxId};
+use super::{should_shrink, TimerKind, TxId, MIN_CAPACITY};
 
 /// The deadline of each timer of one transaction (`None`: not armed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -91,11 +91,19 @@ impl TimerQueue {
             }
             self.heap.pop();
         }
+        if should_shrink(self.heap.len(), self.heap.capacity()) {
+            self.heap.shrink_to((self.heap.len() * 2).max(MIN_CAPACITY));
+        }
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.heap.capacity()
     }
 }
 

@@ -11,6 +11,7 @@
 mod admin;
 mod config;
 mod driver;
+mod feeds;
 mod logging;
 mod metrics;
 mod store;
@@ -108,6 +109,8 @@ struct Running {
     /// The digest nonce key, kept in the store directory so nonces survive a restart.
     secret: [u8; 32],
     driver: DriverHandle,
+    /// The blocklist feed thread: refreshed on every reload (SEC-08).
+    feeds: feeds::FeedHandle,
     metrics: Arc<Metrics>,
     log: LogHandle,
 }
@@ -265,6 +268,14 @@ fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         )
         .context("configuring the SIP driver")?;
 
+    // Blocklist feeds are read and fetched on their own thread; the driver gets each
+    // refreshed union through its command channel and waker.
+    let feed_sink = handle.clone();
+    let feeds = feeds::spawn(feeds::FeedConfig::of(&config), metrics.clone(), move |nets| {
+        feed_sink.set_feed_blocks(nets).is_ok()
+    })
+    .context("starting the blocklist feed thread")?;
+
     let running = Arc::new(Running {
         path,
         bound_from: config.sip.listen.clone(),
@@ -272,6 +283,7 @@ fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         bound,
         secret,
         driver: handle.clone(),
+        feeds,
         metrics: metrics.clone(),
         log,
     });
@@ -378,6 +390,9 @@ fn apply(running: &Running, path: &Path) -> Result<(), String> {
             driver_limits(&new),
         )
         .map_err(|e| e.to_string())?;
+    if !running.feeds.reconfigure(feeds::FeedConfig::of(&new)) {
+        tracing::warn!("the blocklist feed thread has stopped; feeds are not refreshed");
+    }
     if let Err(e) = running.log.set_level(new.log.level.as_str()) {
         tracing::warn!(error = %e, "log level not changed");
     }

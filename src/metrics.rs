@@ -66,6 +66,12 @@ pub struct Metrics {
     /// `voxgate_store_disk_free_ratio`: free fraction (0..=1) of the filesystem holding the
     /// store, as last measured by the admin health/metrics handlers.
     pub store_disk_free_ratio: Gauge,
+    /// `voxgate_blocklist_feed_errors_total{feed}`: blocklist feed refreshes that failed
+    /// (the feed's previous list stayed), by feed (SEC-08).
+    pub blocklist_feed_errors: IntCounterVec,
+    /// `voxgate_blocklist_feed_bad_lines_total{feed}`: feed lines skipped as not an
+    /// address or network, by feed (SEC-08).
+    pub blocklist_feed_bad_lines: IntCounterVec,
     /// The latest SIP endpoint snapshot, read by [`ScrapeTimeCollector`].
     sip: Arc<ArcSwap<EndpointStats>>,
 }
@@ -154,6 +160,23 @@ impl Metrics {
         )
         .expect("static metric definition is valid");
 
+        let blocklist_feed_errors = IntCounterVec::new(
+            Opts::new(
+                "voxgate_blocklist_feed_errors_total",
+                "Blocklist feed refreshes that failed, by feed; the feed's previous list stays.",
+            ),
+            &["feed"],
+        )
+        .expect("static metric definition is valid");
+        let blocklist_feed_bad_lines = IntCounterVec::new(
+            Opts::new(
+                "voxgate_blocklist_feed_bad_lines_total",
+                "Blocklist feed lines skipped as not an address or network, by feed.",
+            ),
+            &["feed"],
+        )
+        .expect("static metric definition is valid");
+
         let sip = Arc::new(ArcSwap::from_pointee(EndpointStats::default()));
         #[expect(
             clippy::disallowed_methods,
@@ -169,6 +192,8 @@ impl Metrics {
             Box::new(connections_rejected.clone()),
             Box::new(tls_handshake_failures.clone()),
             Box::new(store_disk_free_ratio.clone()),
+            Box::new(blocklist_feed_errors.clone()),
+            Box::new(blocklist_feed_bad_lines.clone()),
             Box::new(scrape_time),
         ];
         for collector in collectors {
@@ -185,6 +210,8 @@ impl Metrics {
             connections_rejected,
             tls_handshake_failures,
             store_disk_free_ratio,
+            blocklist_feed_errors,
+            blocklist_feed_bad_lines,
             sip,
         }
     }
@@ -268,6 +295,7 @@ struct Families {
     registrations_active: IntGauge,
     extensions_registered: IntGauge,
     bans_active: IntGauge,
+    blocklist_entries: IntGauge,
     overload_rejections: IntCounter,
     auth_failures: IntCounterVec,
     uptime: Gauge,
@@ -320,6 +348,11 @@ impl Families {
                 "Source addresses (IPv6: /64 networks) banned now (SEC-03, SEC-13).",
             )
             .expect("static metric definition is valid"),
+            blocklist_entries: IntGauge::new(
+                "voxgate_blocklist_entries",
+                "Networks merged from blocklist feeds now (SEC-08).",
+            )
+            .expect("static metric definition is valid"),
             overload_rejections: IntCounter::new(
                 "voxgate_overload_rejections_total",
                 "New INVITE, REGISTER and SUBSCRIBE requests answered 503 for overload (SEC-15).",
@@ -350,6 +383,7 @@ impl Families {
         descs.extend(self.registrations_active.desc().into_iter().cloned());
         descs.extend(self.extensions_registered.desc().into_iter().cloned());
         descs.extend(self.bans_active.desc().into_iter().cloned());
+        descs.extend(self.blocklist_entries.desc().into_iter().cloned());
         descs.extend(self.overload_rejections.desc().into_iter().cloned());
         descs.extend(self.auth_failures.desc().into_iter().cloned());
         descs.extend(self.uptime.desc().into_iter().cloned());
@@ -365,6 +399,7 @@ impl Families {
         families.extend(self.registrations_active.collect());
         families.extend(self.extensions_registered.collect());
         families.extend(self.bans_active.collect());
+        families.extend(self.blocklist_entries.collect());
         families.extend(self.overload_rejections.collect());
         families.extend(self.auth_failures.collect());
         families.extend(self.uptime.collect());
@@ -409,6 +444,9 @@ impl Collector for ScrapeTimeCollector {
             .extensions_registered
             .set(gauge(stats.aors_registered));
         families.bans_active.set(gauge(stats.bans_active));
+        families
+            .blocklist_entries
+            .set(gauge(stats.blocklist_entries));
         families
             .overload_rejections
             .inc_by(stats.overload_rejections);

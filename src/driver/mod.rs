@@ -78,6 +78,8 @@ enum Command {
         limits: DriverLimits,
     },
     Shutdown,
+    /// The union of the blocklist feeds after a refresh (SEC-08, `crate::feeds`).
+    FeedBlocks(Vec<voxgate_controlplane::security::IpNet>),
     /// Lift a ban (the admin API); answers whether there was one.
     Unban {
         ip: std::net::IpAddr,
@@ -119,6 +121,15 @@ impl DriverHandle {
             tls,
             limits,
         })
+    }
+
+    /// Replace the networks merged from blocklist feeds (the feed thread calls this after
+    /// every refresh); they survive reloads.
+    pub fn set_feed_blocks(
+        &self,
+        nets: Vec<voxgate_controlplane::security::IpNet>,
+    ) -> Result<(), DriverStopped> {
+        self.send(Command::FeedBlocks(nets))
     }
 
     /// Lift the ban of `ip`; waits up to a second for the loop's answer.
@@ -482,6 +493,13 @@ impl Driver {
         loop {
             match self.rx.try_recv() {
                 Ok(Command::Shutdown) => return true,
+                Ok(Command::FeedBlocks(nets)) => {
+                    self.endpoint.set_feed_blocks(nets);
+                    tracing::info!(
+                        networks = self.endpoint.stats().blocklist_entries,
+                        "blocklist feed networks applied"
+                    );
+                }
                 Ok(Command::Unban { ip, reply }) => {
                     let lifted = self.endpoint.unban(ip);
                     self.drain_endpoint(now);

@@ -2,9 +2,27 @@
 //!
 //! Owns the HTTP server thread (tiny_http; no hand-written HTTP), routing, the JSON bodies
 //! and the health verdict: `GET /metrics`, `GET /api/v1/health`, `POST /api/v1/reload`,
-//! `GET /api/v1/registrations`, `GET /api/v1/bans` and `DELETE /api/v1/bans/{ip}`.
-//! Unknown paths answer 404, known paths with the wrong method 405 with `Allow`, always
-//! with a JSON body.
+//! `GET /api/v1/registrations`, `GET /api/v1/bans`, `DELETE /api/v1/bans/{ip}`, and the
+//! extensions endpoints below. Unknown paths answer 404, known paths with the wrong method
+//! 405 with `Allow`, always with a JSON body. A request body is at most 64 KiB (413).
+//!
+//! # Extensions (EXT-01, SEC-09; model and rules in `crate::extensions`)
+//! - `GET /api/v1/extensions` → 200 `{"count": n, "extensions": [{"number", "auth_id",
+//!   "name", "networks": ["192.0.2.0/24"], "source": "config"|"api", "registered": bool,
+//!   "contacts": n}]}`, file extensions first. An API extension the file shadows (same
+//!   number or auth ID: the file wins, the API one is not in use) has `"shadowed": true`;
+//!   one whose credentials were set in another realm has `"realm_mismatch": true`. Never
+//!   a password or an HA1.
+//! - `POST /api/v1/extensions` with `{"number", "auth_id"?, "password"?, "name"?,
+//!   "networks"?}` → 201 with the new entry. Without `password`, voxgate generates 20
+//!   random letters and digits and returns them in this response only, as `"password"`.
+//!   The extension is on disk before the 201 is sent. Errors: 400 `{"error", "field"}`
+//!   (the config file's rules: number, auth ID, `auth.min_password_length`, CIDR
+//!   networks; a body that is not such an object has no `field`), 409 when the number or
+//!   auth ID is taken (file or API).
+//! - `DELETE /api/v1/extensions/{number}` → 204: the API extension is deleted from the
+//!   store and its contacts are unbound. 409 for an extension defined in the config file
+//!   ("defined in FILE; remove it there and reload"), 404 for an unknown number.
 //!
 //! Registrations and bans live in the SIP driver thread. A listing asks the driver for
 //! them ([`AdminState::registrations`], [`AdminState::bans`]: commands answered on the
@@ -26,6 +44,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::json;
+
+use crate::extensions::{Created, ExtensionError, ExtensionView, NewExtension};
 use tiny_http::{Header, Method, Request, Response, Server};
 use voxgate_controlplane::registrar::Binding;
 use voxgate_controlplane::security::Ban;
@@ -64,7 +84,16 @@ pub struct AdminState {
     /// message when the driver could not be asked. Wired by `main` to a driver command;
     /// the default refuses, so an unwired server never claims to have unbanned anyone.
     pub unban: Box<dyn Fn(IpAddr) -> Result<bool, String> + Send + Sync>,
+    /// Every extension, file and API (`GET /api/v1/extensions`), asked of the driver.
+    pub extensions: ExtensionCall<(), Vec<ExtensionView>>,
+    /// Defines an extension (`POST /api/v1/extensions`); answers after the store commit.
+    pub create_extension: ExtensionCall<NewExtension, Created>,
+    /// Deletes an API extension (`DELETE /api/v1/extensions/{number}`).
+    pub delete_extension: ExtensionCall<String, ()>,
 }
+
+/// A callback that asks the driver's extension directory something.
+pub type ExtensionCall<In, Out> = Box<dyn Fn(In) -> Result<Out, ExtensionError> + Send + Sync>;
 
 /// A callback that lists something held by another thread.
 pub type Lister<T> = Box<dyn Fn() -> Result<Vec<T>, String> + Send + Sync>;
@@ -142,6 +171,9 @@ impl AdminState {
             }),
             bans: Box::new(|| Err("bans are not available in this process".to_owned())),
             unban: Box::new(|_| Err("unbanning is not available in this process".to_owned())),
+            extensions: Box::new(|()| Err(ExtensionError::NotWired)),
+            create_extension: Box::new(|_| Err(ExtensionError::NotWired)),
+            delete_extension: Box::new(|_| Err(ExtensionError::NotWired)),
         }
     }
 }
@@ -342,12 +374,22 @@ fn serve(server: &Server, state: &AdminState, stopping: &AtomicBool) {
     }
 }
 
-/// A handler gets the state and, for a path pattern ending in `{…}`, the last segment.
-type Handler = fn(&AdminState, Option<&str>) -> Reply;
+/// What a handler gets besides the state.
+struct Call<'a> {
+    /// For a path pattern ending in `{…}`, the last segment (still percent-encoded).
+    param: Option<&'a str>,
+    /// The request body (read for POST only; empty otherwise).
+    body: &'a [u8],
+}
+
+type Handler = fn(&AdminState, &Call<'_>) -> Reply;
+
+/// Largest request body read; a longer one is answered 413.
+const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The routes: path (a trailing `{name}` matches one non-empty segment), allowed
-/// methods, handler.
-const ROUTES: [(&str, &[Method], Handler); 6] = [
+/// methods, handler. A path may appear more than once, with different methods.
+const ROUTES: &[(&str, &[Method], Handler)] = &[
     ("/metrics", &[Method::Get, Method::Head], metrics_reply),
     ("/api/v1/health", &[Method::Get, Method::Head], health_reply),
     ("/api/v1/reload", &[Method::Post], reload_reply),
@@ -358,6 +400,21 @@ const ROUTES: [(&str, &[Method], Handler); 6] = [
     ),
     ("/api/v1/bans", &[Method::Get, Method::Head], bans_reply),
     ("/api/v1/bans/{ip}", &[Method::Delete], unban_reply),
+    (
+        "/api/v1/extensions",
+        &[Method::Get, Method::Head],
+        extensions_reply,
+    ),
+    (
+        "/api/v1/extensions",
+        &[Method::Post],
+        create_extension_reply,
+    ),
+    (
+        "/api/v1/extensions/{number}",
+        &[Method::Delete],
+        delete_extension_reply,
+    ),
 ];
 
 /// Matches `path` against a route pattern; `Some(param)` on a match.
@@ -390,9 +447,29 @@ impl Reply {
     }
 }
 
-fn handle(request: Request, state: &AdminState) {
+fn handle(mut request: Request, state: &AdminState) {
+    let mut body = Vec::new();
+    let too_large = *request.method() == Method::Post && {
+        use std::io::Read as _;
+        let limit = MAX_BODY_BYTES as u64 + 1;
+        match request.as_reader().take(limit).read_to_end(&mut body) {
+            Ok(_) => body.len() > MAX_BODY_BYTES,
+            // A body cut short: the handler sees what arrived and refuses it as malformed.
+            Err(error) => {
+                tracing::debug!(%error, "admin request body not read completely");
+                false
+            }
+        }
+    };
     let path = request.url().split(['?', '#']).next().unwrap_or_default();
-    let reply = route(request.method(), path, state);
+    let reply = if too_large {
+        Reply::json(
+            413,
+            json!({ "error": format!("request body over {MAX_BODY_BYTES} bytes") }),
+        )
+    } else {
+        route(request.method(), path, state, &body)
+    };
     let method = request.method().clone();
     let status = reply.status;
     tracing::debug!(%method, path = request.url(), status, "admin request");
@@ -414,27 +491,33 @@ fn handle(request: Request, state: &AdminState) {
     }
 }
 
-fn route(method: &Method, path: &str, state: &AdminState) -> Reply {
-    let Some((param, allowed, handler)) = ROUTES
+fn route(method: &Method, path: &str, state: &AdminState, body: &[u8]) -> Reply {
+    let matches: Vec<(Option<&str>, &[Method], Handler)> = ROUTES
         .iter()
-        .find_map(|(p, allowed, handler)| Some((match_route(p, path)?, allowed, handler)))
-    else {
+        .filter_map(|&(p, allowed, handler)| Some((match_route(p, path)?, allowed, handler)))
+        .collect();
+    if matches.is_empty() {
         return Reply::json(404, json!({ "error": "not found", "path": path }));
-    };
-    if !allowed.contains(method) {
-        let allow = allowed
-            .iter()
-            .map(|m| m.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
+    }
+    let found = matches
+        .iter()
+        .find(|(_, allowed, _)| allowed.contains(method));
+    let Some(&(param, _, handler)) = found else {
+        let mut methods: Vec<&str> = Vec::new();
+        for m in matches.iter().flat_map(|(_, allowed, _)| allowed.iter()) {
+            if !methods.contains(&m.as_str()) {
+                methods.push(m.as_str());
+            }
+        }
+        let allow = methods.join(", ");
         let mut reply = Reply::json(
             405,
             json!({ "error": "method not allowed", "path": path, "allow": allow }),
         );
         reply.allow = Some(allow);
         return reply;
-    }
-    handler(state, param)
+    };
+    handler(state, &Call { param, body })
 }
 
 fn header(name: &str, value: &str) -> Header {
@@ -449,7 +532,7 @@ fn measure_store(state: &AdminState) -> Result<DiskUsage, DiskError> {
     Ok(usage)
 }
 
-fn metrics_reply(state: &AdminState, _: Option<&str>) -> Reply {
+fn metrics_reply(state: &AdminState, _: &Call<'_>) -> Reply {
     // Refresh the disk gauge at scrape time; a failure shows up in health, not here.
     if let Err(error) = measure_store(state) {
         tracing::debug!(%error, "store disk not measured for /metrics");
@@ -468,7 +551,7 @@ fn metrics_reply(state: &AdminState, _: Option<&str>) -> Reply {
     }
 }
 
-fn health_reply(state: &AdminState, _: Option<&str>) -> Reply {
+fn health_reply(state: &AdminState, _: &Call<'_>) -> Reply {
     let mut reasons = Vec::new();
     let mut checks = serde_json::Map::new();
 
@@ -524,7 +607,7 @@ fn health_reply(state: &AdminState, _: Option<&str>) -> Reply {
     }
 }
 
-fn reload_reply(state: &AdminState, _: Option<&str>) -> Reply {
+fn reload_reply(state: &AdminState, _: &Call<'_>) -> Reply {
     // A panic in the reload path must not take the admin API down with it.
     match std::panic::catch_unwind(AssertUnwindSafe(|| (state.reload)())) {
         Ok(Ok(())) => Reply::json(200, json!({ "result": "ok" })),
@@ -537,22 +620,22 @@ fn reload_reply(state: &AdminState, _: Option<&str>) -> Reply {
     }
 }
 
-fn registrations_reply(state: &AdminState, _: Option<&str>) -> Reply {
+fn registrations_reply(state: &AdminState, _: &Call<'_>) -> Reply {
     match (state.registrations)() {
         Ok(list) => Reply::json(200, json!({ "count": list.len(), "registrations": list })),
         Err(e) => Reply::json(503, json!({ "error": e })),
     }
 }
 
-fn bans_reply(state: &AdminState, _: Option<&str>) -> Reply {
+fn bans_reply(state: &AdminState, _: &Call<'_>) -> Reply {
     match (state.bans)() {
         Ok(list) => Reply::json(200, json!({ "count": list.len(), "bans": list })),
         Err(e) => Reply::json(503, json!({ "error": e })),
     }
 }
 
-fn unban_reply(state: &AdminState, param: Option<&str>) -> Reply {
-    let raw = param.unwrap_or_default();
+fn unban_reply(state: &AdminState, call: &Call<'_>) -> Reply {
+    let raw = call.param.unwrap_or_default();
     let Some(ip) = percent_decode(raw).and_then(|text| text.parse::<IpAddr>().ok()) else {
         return Reply::json(400, json!({ "error": "not an IP address", "value": raw }));
     };
@@ -571,6 +654,78 @@ fn unban_reply(state: &AdminState, param: Option<&str>) -> Reply {
         Ok(Err(error)) => Reply::json(503, json!({ "error": error })),
         Err(_) => Reply::json(500, json!({ "error": "internal error while unbanning" })),
     }
+}
+
+fn extensions_reply(state: &AdminState, _: &Call<'_>) -> Reply {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| (state.extensions)(()))) {
+        Ok(Ok(list)) => Reply::json(200, json!({ "count": list.len(), "extensions": list })),
+        Ok(Err(error)) => extension_error(&error),
+        Err(_) => Reply::json(
+            500,
+            json!({ "error": "internal error while listing extensions" }),
+        ),
+    }
+}
+
+fn create_extension_reply(state: &AdminState, call: &Call<'_>) -> Reply {
+    let new: NewExtension = match serde_json::from_slice(call.body) {
+        Ok(new) => new,
+        Err(error) => return extension_error(&ExtensionError::Body(error)),
+    };
+    match std::panic::catch_unwind(AssertUnwindSafe(|| (state.create_extension)(new))) {
+        Ok(Ok(created)) => Reply::json(201, created_body(&created)),
+        Ok(Err(error)) => extension_error(&error),
+        Err(_) => Reply::json(
+            500,
+            json!({ "error": "internal error while creating the extension" }),
+        ),
+    }
+}
+
+/// The 201's body: the new entry, plus the generated password (shown this once).
+fn created_body(created: &Created) -> serde_json::Value {
+    let mut body = serde_json::to_value(&created.extension)
+        .expect("a struct of strings, numbers and booleans serialises to JSON");
+    if let Some(password) = &created.password {
+        body["password"] = json!(password.expose());
+    }
+    body
+}
+
+fn delete_extension_reply(state: &AdminState, call: &Call<'_>) -> Reply {
+    let raw = call.param.unwrap_or_default();
+    let Some(number) = percent_decode(raw) else {
+        return Reply::json(
+            400,
+            json!({ "error": "malformed percent-escape in the number", "field": "number" }),
+        );
+    };
+    match std::panic::catch_unwind(AssertUnwindSafe(|| (state.delete_extension)(number))) {
+        Ok(Ok(())) => Reply {
+            status: 204,
+            content_type: "application/json",
+            body: String::new(),
+            allow: None,
+        },
+        Ok(Err(error)) => extension_error(&error),
+        Err(_) => Reply::json(
+            500,
+            json!({ "error": "internal error while deleting the extension" }),
+        ),
+    }
+}
+
+/// `{"error": "...", "field": "..."}` with the error's status.
+fn extension_error(error: &ExtensionError) -> Reply {
+    let status = error.status();
+    if status >= 500 {
+        tracing::error!(%error, "extension request failed");
+    }
+    let mut body = json!({ "error": error.to_string() });
+    if let Some(field) = error.field() {
+        body["field"] = json!(field);
+    }
+    Reply::json(status, body)
 }
 
 /// Decodes `%XX` escapes (an IPv6 address may arrive with its colons escaped). `None` on a
@@ -630,11 +785,19 @@ mod tests {
 
     /// Sends one request with `Connection: close` and reads the whole response.
     fn http(addr: SocketAddr, method: &str, path: &str) -> HttpResponse {
+        http_body(addr, method, path, b"")
+    }
+
+    /// [`http`] with a request body.
+    fn http_body(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> HttpResponse {
         let mut stream = TcpStream::connect(addr).expect("connect to admin server");
         let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
         );
         stream.write_all(request.as_bytes()).expect("send request");
+        // The server may answer (413) before it has read all of a large body.
+        let _ = stream.write_all(body);
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).expect("read response");
         let raw = String::from_utf8(raw).expect("UTF-8 response");
@@ -1029,6 +1192,163 @@ mod tests {
         assert_eq!(http(addr, "DELETE", "/api/v1/bans/192.0.2.1").status, 500);
         // The server survived the panic.
         assert_eq!(http(addr, "GET", "/api/v1/bans").status, 200);
+        server.shutdown();
+    }
+
+    fn api_view(number: &str, source: crate::extensions::Source) -> ExtensionView {
+        ExtensionView {
+            number: number.into(),
+            auth_id: number.into(),
+            name: None,
+            networks: vec!["192.0.2.0/24".into()],
+            source,
+            registered: false,
+            contacts: 0,
+            shadowed: false,
+            realm_mismatch: false,
+        }
+    }
+
+    #[test]
+    fn extensions_are_listed_created_and_deleted() {
+        use crate::extensions::Source;
+        use std::sync::Mutex;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut state = state_with(dir.path(), Box::new(|| Ok(())));
+        let held: Arc<Mutex<Vec<ExtensionView>>> =
+            Arc::new(Mutex::new(vec![api_view("1000", Source::Config)]));
+        let lister = Arc::clone(&held);
+        state.extensions = Box::new(move |()| Ok(lister.lock().expect("test lock").clone()));
+        let creator = Arc::clone(&held);
+        state.create_extension = Box::new(move |new| {
+            let mut list = creator.lock().expect("test lock");
+            if list.iter().any(|v| v.number == new.number) {
+                return Err(ExtensionError::Exists { number: new.number });
+            }
+            let view = api_view(&new.number, Source::Api);
+            list.push(view.clone());
+            Ok(Created {
+                extension: view,
+                password: new
+                    .password
+                    .is_none()
+                    .then(|| crate::config::Secret::new("Generated20CharsAbc1".into())),
+            })
+        });
+        let deleter = Arc::clone(&held);
+        state.delete_extension = Box::new(move |number| {
+            let mut list = deleter.lock().expect("test lock");
+            match list.iter().position(|v| v.number == number) {
+                Some(i) if list[i].source == Source::Config => Err(ExtensionError::DefinedInFile {
+                    number,
+                    origin: "voxgate.toml".into(),
+                }),
+                Some(i) => {
+                    list.remove(i);
+                    Ok(())
+                }
+                None => Err(ExtensionError::NotFound { number }),
+            }
+        });
+        let server =
+            spawn("127.0.0.1:0".parse().expect("addr"), Arc::new(state)).expect("spawn admin");
+        let addr = server.local_addr();
+
+        let listed = http(addr, "GET", "/api/v1/extensions");
+        assert_eq!(listed.status, 200);
+        assert_eq!(
+            listed.json(),
+            json!({ "count": 1, "extensions": [{
+                "number": "1000", "auth_id": "1000", "name": null,
+                "networks": ["192.0.2.0/24"], "source": "config",
+                "registered": false, "contacts": 0,
+            }]})
+        );
+
+        let created = http_body(addr, "POST", "/api/v1/extensions", br#"{"number":"2000"}"#);
+        assert_eq!(created.status, 201, "{}", created.body);
+        assert_eq!(created.header("Content-Type"), Some("application/json"));
+        let body = created.json();
+        assert_eq!(body["password"], "Generated20CharsAbc1");
+        assert_eq!(body["source"], "api");
+        // Shown once: the listing never carries it.
+        let listed = http(addr, "GET", "/api/v1/extensions");
+        assert_eq!(listed.json()["count"], 2);
+        assert!(!listed.body.contains("Generated20CharsAbc1"));
+
+        let given = http_body(
+            addr,
+            "POST",
+            "/api/v1/extensions",
+            br#"{"number":"2001","password":"my-own-password-1"}"#,
+        );
+        assert_eq!(given.status, 201, "{}", given.body);
+        assert!(given.json().get("password").is_none(), "{}", given.body);
+
+        let again = http_body(addr, "POST", "/api/v1/extensions", br#"{"number":"2000"}"#);
+        assert_eq!(again.status, 409);
+        assert_eq!(again.json()["field"], "number");
+        for bad in [
+            &b"not json"[..],
+            b"{}",
+            br#"{"number":"2002","colour":"red"}"#,
+        ] {
+            let reply = http_body(addr, "POST", "/api/v1/extensions", bad);
+            assert_eq!(reply.status, 400, "{}", reply.body);
+            assert!(reply.json()["error"].is_string());
+        }
+        let huge = vec![b' '; MAX_BODY_BYTES + 1];
+        assert_eq!(
+            http_body(addr, "POST", "/api/v1/extensions", &huge).status,
+            413
+        );
+
+        let deleted = http(addr, "DELETE", "/api/v1/extensions/2000");
+        assert_eq!(deleted.status, 204, "{}", deleted.body);
+        assert!(deleted.body.is_empty());
+        let file = http(addr, "DELETE", "/api/v1/extensions/1000");
+        assert_eq!(file.status, 409);
+        assert_eq!(
+            file.json(),
+            json!({
+                "error": "extension 1000 is defined in voxgate.toml; remove it there and reload",
+                "field": "number",
+            })
+        );
+        assert_eq!(http(addr, "DELETE", "/api/v1/extensions/2000").status, 404);
+
+        let wrong = http(addr, "PUT", "/api/v1/extensions");
+        assert_eq!(wrong.status, 405);
+        assert_eq!(wrong.header("Allow"), Some("GET, HEAD, POST"));
+        let wrong = http(addr, "GET", "/api/v1/extensions/2001");
+        assert_eq!(wrong.status, 405);
+        assert_eq!(wrong.header("Allow"), Some("DELETE"));
+        server.shutdown();
+    }
+
+    #[test]
+    fn extensions_unwired_or_panicking() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = state_with(dir.path(), Box::new(|| Ok(())));
+        let server =
+            spawn("127.0.0.1:0".parse().expect("addr"), Arc::new(state)).expect("spawn admin");
+        let addr = server.local_addr();
+        assert_eq!(http(addr, "GET", "/api/v1/extensions").status, 503);
+        let post = http_body(addr, "POST", "/api/v1/extensions", br#"{"number":"2000"}"#);
+        assert_eq!(post.status, 503);
+        assert_eq!(http(addr, "DELETE", "/api/v1/extensions/2000").status, 503);
+        server.shutdown();
+
+        let mut state = state_with(dir.path(), Box::new(|| Ok(())));
+        state.create_extension = Box::new(|_| panic!("driver bug"));
+        let server =
+            spawn("127.0.0.1:0".parse().expect("addr"), Arc::new(state)).expect("spawn admin");
+        let addr = server.local_addr();
+        let post = http_body(addr, "POST", "/api/v1/extensions", br#"{"number":"2000"}"#);
+        assert_eq!(post.status, 500);
+        // The server survived the panic.
+        assert_eq!(http(addr, "GET", "/api/v1/extensions").status, 503);
         server.shutdown();
     }
 

@@ -11,6 +11,7 @@
 mod admin;
 mod config;
 mod driver;
+mod extensions;
 mod feeds;
 mod logging;
 mod metrics;
@@ -259,6 +260,12 @@ fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     driver
         .set_persistence(store)
         .context("loading registrations and bans from the store")?;
+    handle
+        .extension_settings(extensions::FileSettings::from_config(
+            &config,
+            path.as_deref(),
+        ))
+        .context("configuring the extension directory")?;
     // The endpoint must know the real addresses (port 0 binds) to recognise itself.
     handle
         .reload(
@@ -308,6 +315,18 @@ fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         registrations: Box::new(move || lister.registrations().map_err(|e| e.to_string())),
         bans: Box::new(move || ban_lister.bans().map_err(|e| e.to_string())),
         unban: Box::new(move |ip| unbanner.unban(ip).map_err(|e| e.to_string())),
+        extensions: {
+            let driver = handle.clone();
+            Box::new(move |()| extensions::list(&driver))
+        },
+        create_extension: {
+            let driver = handle.clone();
+            Box::new(move |new| extensions::create(&driver, new))
+        },
+        delete_extension: {
+            let driver = handle.clone();
+            Box::new(move |number| extensions::delete(&driver, &number))
+        },
         ..admin_state
     };
     let admin = admin::spawn(admin_listen, Arc::new(admin_state))
@@ -377,6 +396,10 @@ fn apply(running: &Running, path: &Path) -> Result<(), String> {
     if new.admin.listen != current.admin.listen {
         tracing::warn!("admin.listen changed: takes effect after a restart");
     }
+    running
+        .driver
+        .extension_settings(extensions::FileSettings::from_config(&new, Some(path)))
+        .map_err(|e| e.to_string())?;
     running
         .driver
         .reload(

@@ -93,6 +93,8 @@ enum Command {
     Bans {
         reply: std::sync::mpsc::SyncSender<Vec<crate::admin::BanView>>,
     },
+    /// Extensions defined through the admin API (`crate::extensions`).
+    Extensions(crate::extensions::Request),
 }
 
 /// How long an admin listing waits for the loop: a listing of 100,000 bindings takes
@@ -153,6 +155,27 @@ impl DriverHandle {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
         self.send(Command::Bans { reply })?;
         answer.recv_timeout(LIST_TIMEOUT).map_err(|_| DriverStopped)
+    }
+
+    /// Send an extension request (`crate::extensions`) and wait for its answer. A create
+    /// or delete answers after its store commit.
+    pub fn extensions<T>(
+        &self,
+        request: impl FnOnce(SyncSender<T>) -> crate::extensions::Request,
+    ) -> Result<T, DriverStopped> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.send(Command::Extensions(request(reply)))?;
+        answer.recv_timeout(LIST_TIMEOUT).map_err(|_| DriverStopped)
+    }
+
+    /// What the extension directory needs to know about the config file (start, reload).
+    pub fn extension_settings(
+        &self,
+        settings: crate::extensions::FileSettings,
+    ) -> Result<(), DriverStopped> {
+        self.send(Command::Extensions(crate::extensions::Request::Settings(
+            Box::new(settings),
+        )))
     }
 
     /// Stop the loop: connections are closed and [`Driver::run`] returns.
@@ -238,6 +261,8 @@ pub struct Driver {
     tag_state: u64,
     next_publish: Option<Instant>,
     persist: persist::Persistence,
+    /// Extensions defined through the admin API, merged into the endpoint's users.
+    extensions: crate::extensions::Directory,
     /// The clock reading of the current loop iteration.
     last_now: Instant,
 }
@@ -359,6 +384,7 @@ impl Driver {
             tag_state: RandomState::new().build_hasher().finish(),
             next_publish: None,
             persist: persist::Persistence::new(None, (started, started_unix)),
+            extensions: crate::extensions::Directory::default(),
             last_now: started,
             endpoint,
         })
@@ -389,6 +415,8 @@ impl Driver {
             "restored from the store"
         );
         let anchor = (now, now_unix);
+        self.extensions
+            .attach(store.extensions(), &mut self.endpoint)?;
         self.persist = persist::Persistence::new(Some(store), anchor);
         self.endpoint.restore(now, bindings, bans);
         self.drain_endpoint(now);
@@ -513,6 +541,10 @@ impl Driver {
                         .collect();
                     let _ = reply.send(list);
                 }
+                Ok(Command::Extensions(request)) => {
+                    self.extensions.handle(request, &mut self.endpoint);
+                    self.drain_endpoint(now);
+                }
                 Ok(Command::Bans { reply }) => {
                     let list = self
                         .endpoint
@@ -541,6 +573,8 @@ impl Driver {
     ) {
         self.limits = limits;
         let config = adjust_config(config, &self.listeners, &self.limits);
+        // The reload's users are the file's: the API's extensions join them.
+        let config = self.extensions.merge(config);
         self.endpoint.set_config(config);
         match tls {
             Some(tls) => self.tls = Some(tls),

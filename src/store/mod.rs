@@ -1,4 +1,4 @@
-//! The embedded store: registrations and bans on disk, so they survive a restart and a
+//! The embedded store: registrations, bans and API-defined extensions on disk, so they survive a restart and a
 //! `kill -9` (ARCHITECTURE "State", issue 3 item 4, SIG-02, SEC-08).
 //!
 //! # Why redb
@@ -19,6 +19,11 @@
 //! *before* it sends the 200 OK responses of that iteration, so a `kill -9` never loses a
 //! binding a phone was told about. A failed `apply` leaves the store as it was.
 //!
+//! API-defined extensions ([`ExtensionTable`], EXT-01) are written one at a time, each in
+//! its own durable transaction, before the admin API answers: an extension a client was
+//! told about survives a `kill -9`. Deleting one also deletes its stored bindings in the
+//! same transaction.
+//!
 //! # What it owns
 //! The database file `DIR/voxgate.redb`, its tables and schema version, and the record
 //! encoding (`record`). Times are stored as wall-clock Unix seconds; [`StoredBinding`] and
@@ -34,10 +39,11 @@ mod record;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use redb::{Database, Durability, ReadableTable, TableDefinition};
 
-pub use record::{RecordError, StoredBan, StoredBinding};
+pub use record::{RecordError, StoredBan, StoredBinding, StoredExtension};
 
 /// The database file inside `store.path`.
 pub const FILE_NAME: &str = "voxgate.redb";
@@ -51,6 +57,9 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const BINDINGS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("bindings");
 /// Address octets (4 or 16) → encoded [`StoredBan`].
 const BANS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bans");
+/// Extension number → encoded [`StoredExtension`] (defined through the admin API). A new
+/// table in a file of the same schema version: older files get it created on open.
+const EXTENSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("extensions");
 
 /// One change, applied with the others of its batch in a single transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +128,8 @@ from_redb!(
 
 /// The open store. One per process: the file is locked while it is open.
 pub struct Store {
-    db: Database,
+    /// Shared with the [`ExtensionTable`] handles; redb serialises write transactions.
+    db: Arc<Database>,
     path: PathBuf,
 }
 
@@ -145,7 +155,10 @@ impl Store {
             path: path.clone(),
             source: Box::new(source),
         })?;
-        let store = Store { db, path };
+        let store = Store {
+            db: Arc::new(db),
+            path,
+        };
         store.init_schema()?;
         Ok(store)
     }
@@ -180,9 +193,17 @@ impl Store {
             }
             txn.open_table(BINDINGS)?;
             txn.open_table(BANS)?;
+            txn.open_table(EXTENSIONS)?;
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// A handle on the table of API-defined extensions, usable beside the store itself.
+    pub fn extensions(&self) -> ExtensionTable {
+        ExtensionTable {
+            db: Arc::clone(&self.db),
+        }
     }
 
     /// Applies `ops` in order as one transaction, durable (fsync'ed) when this returns
@@ -297,6 +318,83 @@ impl Store {
             tracing::info!(pruned = expired.len(), "ended bans pruned from the store");
         }
         Ok(live)
+    }
+}
+
+/// The extensions defined through the admin API (EXT-01). Every write is its own durable
+/// transaction: when a method returns `Ok`, the change is on disk.
+#[derive(Clone)]
+pub struct ExtensionTable {
+    db: Arc<Database>,
+}
+
+impl std::fmt::Debug for ExtensionTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExtensionTable").finish_non_exhaustive()
+    }
+}
+
+impl ExtensionTable {
+    /// Every stored extension, ordered by number. An undecodable record is an error.
+    pub fn load(&self) -> Result<Vec<StoredExtension>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(EXTENSIONS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (key, value) = entry?;
+            let number = key.value();
+            let ext = record::decode_extension(number, value.value()).map_err(|source| {
+                StoreError::Record {
+                    table: "extensions",
+                    key: number.to_owned(),
+                    source,
+                }
+            })?;
+            out.push(ext);
+        }
+        Ok(out)
+    }
+
+    /// Insert or replace `extension`; durable (fsync'ed) when this returns `Ok`.
+    pub fn put(&self, extension: &StoredExtension) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate);
+        {
+            let mut table = txn.open_table(EXTENSIONS)?;
+            let value = record::encode_extension(extension);
+            table.insert(extension.number.as_str(), value.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Delete the extension `number` and, when `with_bindings`, every stored binding of its
+    /// AOR, in one durable transaction. Returns whether the extension was there.
+    pub fn remove(&self, number: &str, with_bindings: bool) -> Result<bool, StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate);
+        let existed;
+        {
+            let mut table = txn.open_table(EXTENSIONS)?;
+            existed = table.remove(number)?.is_some();
+            if with_bindings {
+                let mut bindings = txn.open_table(BINDINGS)?;
+                let mut contacts: Vec<String> = Vec::new();
+                for entry in bindings.range((number, "")..)? {
+                    let (key, _) = entry?;
+                    let (aor, contact) = key.value();
+                    if aor != number {
+                        break;
+                    }
+                    contacts.push(contact.to_owned());
+                }
+                for contact in &contacts {
+                    bindings.remove((number, contact.as_str()))?;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(existed)
     }
 }
 

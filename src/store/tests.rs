@@ -329,3 +329,96 @@ fn store_survives_sigkill() {
     // One ban per batch, in the same transaction as its bindings.
     assert_eq!(bans.len(), per_batch.len());
 }
+
+fn stored_extension(number: &str) -> StoredExtension {
+    StoredExtension {
+        number: number.into(),
+        auth_id: format!("id{number}"),
+        name: None,
+        networks: vec!["198.51.100.0/24".into()],
+        realm: "voxgate.test".into(),
+        ha1_md5: Some("0".repeat(32)),
+        ha1_sha256: Some("1".repeat(64)),
+        ha1_sha512_256: Some("2".repeat(64)),
+        created_unix: 1_700_000_000,
+    }
+}
+
+#[test]
+fn store_extensions_persist_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let table = store.extensions();
+    assert!(table.load().expect("load").is_empty());
+    let (a, b) = (stored_extension("2001"), stored_extension("2000"));
+    table.put(&a).expect("put");
+    table.put(&b).expect("put");
+    let mut renamed = a.clone();
+    renamed.name = Some("Renamed".into());
+    table.put(&renamed).expect("put replaces");
+    assert_eq!(
+        table.load().expect("load"),
+        vec![b.clone(), renamed.clone()]
+    );
+    drop(table);
+    drop(store);
+
+    let store = Store::open(dir.path()).expect("reopen");
+    assert_eq!(
+        store.extensions().load().expect("load"),
+        vec![b, renamed],
+        "ordered by number, as committed"
+    );
+}
+
+#[test]
+fn store_extension_removal_takes_its_bindings_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(dir.path()).expect("open");
+    let table = store.extensions();
+    table.put(&stored_extension("2000")).expect("put");
+    table.put(&stored_extension("20000")).expect("put");
+    let keep = vec![
+        binding("200", "sip:x", LATER),
+        binding("20000", "sip:y", LATER),
+        binding("2001", "sip:z", LATER),
+    ];
+    let mut ops: Vec<StoreOp> = keep.iter().cloned().map(StoreOp::PutBinding).collect();
+    ops.push(StoreOp::PutBinding(binding("2000", "sip:a", LATER)));
+    ops.push(StoreOp::PutBinding(binding("2000", "sip:b", LATER)));
+    store.apply(&ops).expect("apply");
+
+    assert!(table.remove("2000", true).expect("remove"));
+    assert!(!table.remove("2000", true).expect("again"), "already gone");
+    assert_eq!(
+        sorted(store.load_bindings(1).expect("load")),
+        sorted(keep.clone())
+    );
+    assert_eq!(table.load().expect("load"), vec![stored_extension("20000")]);
+
+    // Without its bindings (they belong to a file extension of the same number).
+    table.put(&stored_extension("2001")).expect("put");
+    assert!(table.remove("2001", false).expect("remove"));
+    assert_eq!(sorted(store.load_bindings(1).expect("load")), sorted(keep));
+}
+
+#[test]
+fn store_refuses_a_damaged_extension_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(Store::open(dir.path()).expect("create"));
+    {
+        let db = Database::create(dir.path().join(FILE_NAME)).expect("raw open");
+        let txn = db.begin_write().expect("txn");
+        txn.open_table(EXTENSIONS)
+            .expect("table")
+            .insert("2000", [1u8, 0xff].as_slice())
+            .expect("insert");
+        txn.commit().expect("commit");
+    }
+    let store = Store::open(dir.path()).expect("open");
+    let err = store.extensions().load().expect_err("damaged");
+    assert!(
+        matches!(&err, StoreError::Record { table: "extensions", key, .. } if key == "2000"),
+        "{err}"
+    );
+}

@@ -176,6 +176,15 @@ impl Endpoint {
         lifted
     }
 
+    /// Drop every binding of extension `aor` (its definition was deleted through the API;
+    /// remove its user from the config first so it cannot register again). The `Unbound`
+    /// events tell the store. Returns how many bindings were removed.
+    pub fn unregister_aor(&mut self, aor: &str) -> usize {
+        let removed = self.registrar.remove_aor(aor);
+        self.drain_components();
+        removed
+    }
+
     fn is_registered_flow(&self, peer: Peer) -> bool {
         self.registrar.has_flow(&crate::registrar::Flow {
             transport: peer.transport,

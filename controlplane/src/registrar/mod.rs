@@ -377,6 +377,18 @@ impl Registrar {
         self.table.aor_count()
     }
 
+    /// Remove every binding of extension `aor` (its definition was deleted through the
+    /// admin API), as `Unbound { reason: Removed }` events and, when it had any, one
+    /// `AorState { registered: false }`. Returns how many bindings were removed.
+    pub fn remove_aor(&mut self, aor: &str) -> usize {
+        let slots = self.table.slots_of(aor).to_vec();
+        for &slot in &slots {
+            self.remove(slot, UnboundReason::Removed);
+        }
+        self.table.prune();
+        slots.len()
+    }
+
     /// Remove a binding, emitting `Unbound` and, if it was the extension's last one,
     /// `AorState { registered: false }`.
     fn remove(&mut self, slot: u32, reason: UnboundReason) {
@@ -400,5 +412,81 @@ impl Registrar {
             self.events
                 .push_back(RegistrarEvent::unbound(r.binding, reason));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(clippy::disallowed_methods)] // the one real instant; later times are offsets
+    fn base() -> Instant {
+        Instant::now()
+    }
+
+    fn binding(aor: &str, contact: &str, port: u16, now: Instant) -> Binding {
+        Binding {
+            aor: aor.into(),
+            contact: contact.into(),
+            flow: Flow {
+                transport: Transport::Udp,
+                remote: SocketAddr::from(([192, 0, 2, 10], port)),
+                local: SocketAddr::from(([192, 0, 2, 1], 5060)),
+                conn: None,
+            },
+            expires: now + Duration::from_secs(600),
+            q: None,
+            instance: None,
+            reg_id: None,
+            path: Vec::new(),
+            call_id: format!("{contact}-call"),
+            cseq: 1,
+            user_agent: None,
+        }
+    }
+
+    #[test]
+    fn remove_aor_unbinds_every_contact_of_that_extension_only() {
+        let now = base();
+        let mut r = Registrar::new(RegistrarConfig::default());
+        r.restore(
+            now,
+            [
+                binding("1000", "sip:1000@a", 5001, now),
+                binding("1000", "sip:1000@b", 5002, now),
+                binding("10000", "sip:10000@c", 5003, now),
+            ],
+        );
+        while r.poll_event().is_some() {}
+
+        assert_eq!(r.remove_aor("1000"), 2);
+        let events: Vec<_> = std::iter::from_fn(|| r.poll_event()).collect();
+        let unbound: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                RegistrarEvent::Unbound {
+                    aor,
+                    contact,
+                    reason: UnboundReason::Removed,
+                    ..
+                } => Some((aor.as_str(), contact.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(unbound.len(), 2, "{events:?}");
+        assert!(unbound.iter().all(|(aor, _)| *aor == "1000"));
+        assert_eq!(
+            events.last(),
+            Some(&RegistrarEvent::AorState {
+                aor: "1000".into(),
+                registered: false
+            })
+        );
+        assert_eq!(r.bindings("1000").count(), 0);
+        assert_eq!(r.len(), 1, "the other extension keeps its binding");
+        assert_eq!(r.registered_aors(), 1);
+
+        assert_eq!(r.remove_aor("1000"), 0, "nothing left");
+        assert_eq!(r.poll_event(), None, "and no event for nothing");
     }
 }

@@ -4,12 +4,12 @@
 //! Owns: the feed format ([`parse_feed`]: one address or network per line, `#` and `;`
 //! comments, bad lines skipped and reported), the size limits, fetching ([`fetch`]), and
 //! the background thread ([`spawn`]) that refreshes every feed at start, every
-//! `security.block_feed_refresh` and on every reload, keeps each feed's last good list when
+//! `security.blocklist_feed_refresh` and on every reload, keeps each feed's last good list when
 //! a fetch fails, and hands the union of all feeds to a sink (the binary passes one that
 //! sends it to the SIP driver, which calls `Endpoint::set_feed_blocks`).
 //!
 //! Does not own: the driver or the endpoint (it knows them only as the sink), or the
-//! configuration syntax (`crate::config` validates `block_feeds` and reads the CA file).
+//! configuration syntax (`crate::config` validates `blocklist_feeds` and reads the CA file).
 //! Disk and network I/O happen only on the feed thread, never on the control thread.
 
 use std::collections::HashMap;
@@ -144,11 +144,11 @@ pub struct FeedConfig {
 impl FeedConfig {
     pub fn of(config: &Config) -> FeedConfig {
         FeedConfig {
-            sources: config.security.block_feeds.clone(),
-            refresh: config.security.block_feed_refresh,
+            sources: config.security.blocklist_feeds.clone(),
+            refresh: config.security.blocklist_feed_refresh,
             extra_roots: config
                 .security
-                .block_feed_ca
+                .blocklist_feed_ca
                 .as_ref()
                 .map(|ca| ca.certs.clone())
                 .unwrap_or_default(),

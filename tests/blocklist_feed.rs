@@ -1,6 +1,6 @@
 //! Blocklist feeds through the real binary (SEC-08): a source listed in a feed file hears
 //! nothing (counted `blocked`) while others are answered; rewriting the feed and reloading
-//! lifts it; an HTTPS feed served from this test with a private CA (`block_feed_ca`) blocks
+//! lifts it; an HTTPS feed served from this test with a private CA (`blocklist_feed_ca`) blocks
 //! too, its bad line is counted, and a feed that cannot be read is counted as an error.
 //!
 //! Sources are loopback addresses (on Linux all of 127.0.0.0/8 is local): 127.0.0.1 is
@@ -81,7 +81,7 @@ fn file_feed_blocks_and_a_reload_refreshes_it() {
     std::fs::write(&feed, "# test feed\n127.0.0.5/32\n").expect("write feed");
     let config = test_config(
         &["udp:127.0.0.1:0"],
-        &format!("[security]\nblock_feeds = [{}]\n", toml_string(&feed)),
+        &format!("[security]\nblocklist_feeds = [{}]\n", toml_string(&feed)),
     );
     let voxgate = Voxgate::start(BIN, &config);
     wait_for_entries(&voxgate, 1.0);
@@ -158,7 +158,7 @@ fn https_feed_with_a_private_ca_blocks_and_errors_are_counted() {
     let config = test_config(
         &["udp:127.0.0.1:0"],
         &format!(
-            "[security]\nblock_feeds = [{:?}, {}]\nblock_feed_ca = {}\n",
+            "[security]\nblocklist_feeds = [{:?}, {}]\nblocklist_feed_ca = {}\n",
             url,
             toml_string(&missing),
             toml_string(&ca)

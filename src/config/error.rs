@@ -163,13 +163,13 @@ pub enum ConfigErrorKind {
     AllowedAndBlocked { network: IpNet },
     #[error("`sip.listen`: {network} is in both `allow` and `block` of {listen}")]
     ListenAllowedAndBlocked { listen: Listen, network: IpNet },
-    #[error("`security.block_feeds`: {value:?} {source}")]
+    #[error("`security.blocklist_feeds`: {value:?} {source}")]
     BlockFeed {
         value: String,
         #[source]
         source: FeedSourceError,
     },
-    #[error("`security.block_feed_ca`: {path}: {source}")]
+    #[error("`security.blocklist_feed_ca`: {path}: {source}")]
     FeedCa {
         path: String,
         #[source]
@@ -292,7 +292,7 @@ pub enum ConfigErrorKind {
     Ha1NeedsMd5 { number: String },
 }
 
-/// Why `security.block_feed_ca` cannot be used.
+/// Why `security.blocklist_feed_ca` cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FeedCaError {

@@ -307,15 +307,15 @@ pub struct SecurityConfig {
     pub flood: FloodConfig,
     /// `[security.rate]`: new transactions per source.
     pub rate: RateConfig,
-    /// `security.block_feeds`: blocklist feeds merged into the block list (SEC-08).
-    pub block_feeds: Vec<FeedSource>,
-    /// `security.block_feed_refresh`: how often the feeds are fetched again. Default 24 h.
-    pub block_feed_refresh: Duration,
-    /// `security.block_feed_ca`: extra trusted roots for HTTPS feeds, loaded at load time.
-    pub block_feed_ca: Option<FeedCa>,
+    /// `security.blocklist_feeds`: blocklist feeds merged into the block list (SEC-08).
+    pub blocklist_feeds: Vec<FeedSource>,
+    /// `security.blocklist_feed_refresh`: how often the feeds are fetched again. Default 24 h.
+    pub blocklist_feed_refresh: Duration,
+    /// `security.blocklist_feed_ca`: extra trusted roots for HTTPS feeds, loaded at load time.
+    pub blocklist_feed_ca: Option<FeedCa>,
 }
 
-/// Root certificates read from `security.block_feed_ca` (PEM).
+/// Root certificates read from `security.blocklist_feed_ca` (PEM).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedCa {
     pub path: PathBuf,
@@ -334,9 +334,9 @@ impl Default for SecurityConfig {
             auth_fail: AuthFailConfig::default(),
             flood: FloodConfig::default(),
             rate: RateConfig::default(),
-            block_feeds: Vec::new(),
-            block_feed_refresh: Self::DEFAULT_BLOCK_FEED_REFRESH,
-            block_feed_ca: None,
+            blocklist_feeds: Vec::new(),
+            blocklist_feed_refresh: Self::DEFAULT_BLOCK_FEED_REFRESH,
+            blocklist_feed_ca: None,
         }
     }
 }

@@ -156,9 +156,9 @@ pub(crate) struct RawSecurity {
     pub(crate) block: Vec<Spanned<String>>,
     pub(crate) scanner_user_agents: Option<Vec<Spanned<String>>>,
     #[serde(default)]
-    pub(crate) block_feeds: Vec<Spanned<String>>,
-    pub(crate) block_feed_refresh: Option<Spanned<RawDuration>>,
-    pub(crate) block_feed_ca: Option<Spanned<String>>,
+    pub(crate) blocklist_feeds: Vec<Spanned<String>>,
+    pub(crate) blocklist_feed_refresh: Option<Spanned<RawDuration>>,
+    pub(crate) blocklist_feed_ca: Option<Spanned<String>>,
     pub(crate) auth_fail: Option<RawAuthFail>,
     pub(crate) flood: Option<RawFlood>,
     pub(crate) rate: Option<RawRate>,

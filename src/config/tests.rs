@@ -2050,9 +2050,12 @@ fn config_edge_security_defaults() {
     assert!(c.sip.listen_acls.is_empty());
     assert_eq!(c.limits.max_vias, 70);
     assert_eq!(c.limits.message_limits().max_vias, 70);
-    assert!(c.security.block_feeds.is_empty());
-    assert_eq!(c.security.block_feed_refresh, Duration::from_secs(86_400));
-    assert!(c.security.block_feed_ca.is_none());
+    assert!(c.security.blocklist_feeds.is_empty());
+    assert_eq!(
+        c.security.blocklist_feed_refresh,
+        Duration::from_secs(86_400)
+    );
+    assert!(c.security.blocklist_feed_ca.is_none());
     let cp = c.security_config();
     assert!(cp.trunks.is_empty() && cp.listeners.is_empty());
     assert!(c.listener_acls(&c.sip.listen, &[]).is_empty());
@@ -2338,14 +2341,14 @@ fn config_max_vias() {
 }
 
 #[test]
-fn config_block_feeds() {
+fn config_blocklist_feeds() {
     let text = format!(
-        "{MINIMAL}[security]\nblock_feeds = [\"/var/lib/voxgate/bl.txt\", \"feeds/local.txt\", \"https://feeds.example.net:8443/sip.txt\", \"https://u:pw@[2001:db8::1]/x\"]\n\
-         block_feed_refresh = \"7d\"\n"
+        "{MINIMAL}[security]\nblocklist_feeds = [\"/var/lib/voxgate/bl.txt\", \"feeds/local.txt\", \"https://feeds.example.net:8443/sip.txt\", \"https://u:pw@[2001:db8::1]/x\"]\n\
+         blocklist_feed_refresh = \"7d\"\n"
     );
     let c = ok(&text);
     assert_eq!(
-        c.security.block_feeds,
+        c.security.blocklist_feeds,
         [
             FeedSource::File("/var/lib/voxgate/bl.txt".into()),
             FeedSource::File("feeds/local.txt".into()),
@@ -2355,19 +2358,19 @@ fn config_block_feeds() {
     );
     // The password of a URL stays out of labels (logs, metrics).
     assert_eq!(
-        c.security.block_feeds[3].label(),
+        c.security.blocklist_feeds[3].label(),
         "https://***@[2001:db8::1]/x"
     );
     assert_eq!(
-        c.security.block_feed_refresh,
+        c.security.blocklist_feed_refresh,
         Duration::from_secs(7 * 86_400)
     );
     assert_eq!(
         ok(&format!(
-            "{MINIMAL}[security]\nblock_feed_refresh = \"1m\"\n"
+            "{MINIMAL}[security]\nblocklist_feed_refresh = \"1m\"\n"
         ))
         .security
-        .block_feed_refresh,
+        .blocklist_feed_refresh,
         Duration::from_secs(60)
     );
 
@@ -2381,7 +2384,7 @@ fn config_block_feeds() {
         ("https://ho st/x", false),
         ("https://[::1/x", false),
     ] {
-        let text = format!("{MINIMAL}[security]\nblock_feeds = [\"{bad}\"]\n");
+        let text = format!("{MINIMAL}[security]\nblocklist_feeds = [\"{bad}\"]\n");
         let (line, column, kind, shown) = fail(&text);
         match kind {
             ConfigErrorKind::BlockFeed { source, .. } => assert_eq!(
@@ -2391,15 +2394,16 @@ fn config_block_feeds() {
             ),
             other => panic!("{bad}: {other:?}"),
         }
-        assert_eq!((line, column), (4, 16), "{shown}");
+        assert_eq!((line, column), (4, 20), "{shown}");
     }
-    let text = format!("{MINIMAL}[security]\nblock_feeds = [\"a.txt\", \"b.txt\", \"a.txt\"]\n");
+    let text =
+        format!("{MINIMAL}[security]\nblocklist_feeds = [\"a.txt\", \"b.txt\", \"a.txt\"]\n");
     let (line, column, kind, shown) = fail(&text);
     assert!(
         matches!(
             kind,
             ConfigErrorKind::Duplicate {
-                key: "security.block_feeds",
+                key: "security.blocklist_feeds",
                 ..
             }
         ),
@@ -2407,30 +2411,30 @@ fn config_block_feeds() {
     );
     assert_eq!((line, column), pos_nth(&text, "\"a.txt\"", 1));
     for bad in ["59s", "8d", "30"] {
-        let text = format!("{MINIMAL}[security]\nblock_feed_refresh = \"{bad}\"\n");
+        let text = format!("{MINIMAL}[security]\nblocklist_feed_refresh = \"{bad}\"\n");
         let text = text.replace("\"30\"", "30");
         let (line, column, _, shown) = fail(&text);
-        assert_eq!((line, column), (4, 22), "{shown}");
-        assert!(shown.contains("security.block_feed_refresh"), "{shown}");
+        assert_eq!((line, column), (4, 26), "{shown}");
+        assert!(shown.contains("security.blocklist_feed_refresh"), "{shown}");
     }
 }
 
 #[test]
-fn config_block_feed_ca_is_loaded_and_checked() {
+fn config_blocklist_feed_ca_is_loaded_and_checked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (cert, _key) = write_self_signed(dir.path(), "feeds.example.test");
     let text = format!(
-        "{MINIMAL}[security]\nblock_feeds = [\"https://feeds.example.test/x\"]\nblock_feed_ca = {}\n",
+        "{MINIMAL}[security]\nblocklist_feeds = [\"https://feeds.example.test/x\"]\nblocklist_feed_ca = {}\n",
         toml_string(&cert)
     );
     let c = ok(&text);
-    let ca = c.security.block_feed_ca.expect("loaded");
+    let ca = c.security.blocklist_feed_ca.expect("loaded");
     assert_eq!(ca.path, cert);
     assert_eq!(ca.certs.len(), 1);
 
     let missing = dir.path().join("missing.pem");
     let text = format!(
-        "{MINIMAL}[security]\nblock_feed_ca = {}\n",
+        "{MINIMAL}[security]\nblocklist_feed_ca = {}\n",
         toml_string(&missing)
     );
     let (line, column, kind, shown) = fail(&text);
@@ -2444,11 +2448,11 @@ fn config_block_feed_ca_is_loaded_and_checked() {
         ),
         "{shown}"
     );
-    assert_eq!((line, column), (4, 17));
+    assert_eq!((line, column), (4, 21));
     let junk = dir.path().join("junk.pem");
     std::fs::write(&junk, "not a certificate\n").expect("write");
     let text = format!(
-        "{MINIMAL}[security]\nblock_feed_ca = {}\n",
+        "{MINIMAL}[security]\nblocklist_feed_ca = {}\n",
         toml_string(&junk)
     );
     let (_, _, kind, shown) = fail(&text);

@@ -562,8 +562,8 @@ impl Validator<'_> {
                 RateConfig { rate, burst }
             }
         };
-        let mut block_feeds = Vec::with_capacity(raw.block_feeds.len());
-        for entry in &raw.block_feeds {
+        let mut blocklist_feeds = Vec::with_capacity(raw.blocklist_feeds.len());
+        for entry in &raw.blocklist_feeds {
             let feed = parse_feed_source(entry.get_ref()).map_err(|source| {
                 self.at(
                     entry.span(),
@@ -573,24 +573,24 @@ impl Validator<'_> {
                     },
                 )
             })?;
-            if block_feeds.contains(&feed) {
+            if blocklist_feeds.contains(&feed) {
                 return Err(self.at(
                     entry.span(),
                     ConfigErrorKind::Duplicate {
-                        key: "security.block_feeds",
+                        key: "security.blocklist_feeds",
                         value: format!("{:?}", feed.label()),
                     },
                 ));
             }
-            block_feeds.push(feed);
+            blocklist_feeds.push(feed);
         }
-        let block_feed_refresh = self.duration(
-            "security.block_feed_refresh",
-            &raw.block_feed_refresh,
-            d.block_feed_refresh,
+        let blocklist_feed_refresh = self.duration(
+            "security.blocklist_feed_refresh",
+            &raw.blocklist_feed_refresh,
+            d.blocklist_feed_refresh,
             Duration::from_secs(60)..=Duration::from_secs(7 * 86_400),
         )?;
-        let block_feed_ca = match &raw.block_feed_ca {
+        let blocklist_feed_ca = match &raw.blocklist_feed_ca {
             None => None,
             Some(path) => Some(self.feed_ca(path)?),
         };
@@ -601,13 +601,13 @@ impl Validator<'_> {
             auth_fail,
             flood,
             rate,
-            block_feeds,
-            block_feed_refresh,
-            block_feed_ca,
+            blocklist_feeds,
+            blocklist_feed_refresh,
+            blocklist_feed_ca,
         })
     }
 
-    /// Reads `security.block_feed_ca` now, so check-config reports a missing or broken file.
+    /// Reads `security.blocklist_feed_ca` now, so check-config reports a missing or broken file.
     fn feed_ca(&self, path: &Spanned<String>) -> Result<FeedCa> {
         use rustls_pki_types::pem::PemObject as _;
         use rustls_pki_types::CertificateDer;

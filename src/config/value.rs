@@ -564,7 +564,7 @@ pub fn parse_acl_source(text: &str) -> Result<AclSource, AclError> {
     })
 }
 
-/// One `security.block_feeds` entry (SEC-08): a local file or an HTTPS URL.
+/// One `security.blocklist_feeds` entry (SEC-08): a local file or an HTTPS URL.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum FeedSource {
     File(std::path::PathBuf),

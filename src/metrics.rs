@@ -296,6 +296,7 @@ struct Families {
     extensions_registered: IntGauge,
     bans_active: IntGauge,
     blocklist_entries: IntGauge,
+    alg_suspected: IntCounter,
     overload_rejections: IntCounter,
     auth_failures: IntCounterVec,
     uptime: Gauge,
@@ -353,6 +354,11 @@ impl Families {
                 "Networks merged from blocklist feeds now (SEC-08).",
             )
             .expect("static metric definition is valid"),
+            alg_suspected: IntCounter::new(
+                "voxgate_sip_alg_suspected_total",
+                "Requests that looked rewritten by a SIP ALG on their path (SIG-14).",
+            )
+            .expect("static metric definition is valid"),
             overload_rejections: IntCounter::new(
                 "voxgate_overload_rejections_total",
                 "New INVITE, REGISTER and SUBSCRIBE requests answered 503 for overload (SEC-15).",
@@ -384,6 +390,7 @@ impl Families {
         descs.extend(self.extensions_registered.desc().into_iter().cloned());
         descs.extend(self.bans_active.desc().into_iter().cloned());
         descs.extend(self.blocklist_entries.desc().into_iter().cloned());
+        descs.extend(self.alg_suspected.desc().into_iter().cloned());
         descs.extend(self.overload_rejections.desc().into_iter().cloned());
         descs.extend(self.auth_failures.desc().into_iter().cloned());
         descs.extend(self.uptime.desc().into_iter().cloned());
@@ -400,6 +407,7 @@ impl Families {
         families.extend(self.extensions_registered.collect());
         families.extend(self.bans_active.collect());
         families.extend(self.blocklist_entries.collect());
+        families.extend(self.alg_suspected.collect());
         families.extend(self.overload_rejections.collect());
         families.extend(self.auth_failures.collect());
         families.extend(self.uptime.collect());
@@ -447,6 +455,7 @@ impl Collector for ScrapeTimeCollector {
         families
             .blocklist_entries
             .set(gauge(stats.blocklist_entries));
+        families.alg_suspected.inc_by(stats.alg_suspected);
         families
             .overload_rejections
             .inc_by(stats.overload_rejections);
@@ -497,6 +506,7 @@ mod tests {
             "voxgate_extensions_registered",
             "voxgate_bans_active",
             "voxgate_overload_rejections_total",
+            "voxgate_sip_alg_suspected_total",
             "voxgate_auth_failures_total",
             "voxgate_uptime_seconds",
         ] {

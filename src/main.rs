@@ -278,9 +278,11 @@ fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     // Blocklist feeds are read and fetched on their own thread; the driver gets each
     // refreshed union through its command channel and waker.
     let feed_sink = handle.clone();
-    let feeds = feeds::spawn(feeds::FeedConfig::of(&config), metrics.clone(), move |nets| {
-        feed_sink.set_feed_blocks(nets).is_ok()
-    })
+    let feeds = feeds::spawn(
+        feeds::FeedConfig::of(&config),
+        metrics.clone(),
+        move |nets| feed_sink.set_feed_blocks(nets).is_ok(),
+    )
     .context("starting the blocklist feed thread")?;
 
     let running = Arc::new(Running {

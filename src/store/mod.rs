@@ -14,15 +14,11 @@
 //! newer compiler.
 //!
 //! # Durability contract
-//! The driver collects the changes of one loop iteration into `&[StoreOp]` and calls
-//! [`Store::apply`] once (group commit): one write transaction, one fsync. It does so
-//! *before* it sends the 200 OK responses of that iteration, so a `kill -9` never loses a
-//! binding a phone was told about. A failed `apply` leaves the store as it was.
-//!
-//! API-defined extensions ([`ExtensionTable`], EXT-01) are written one at a time, each in
-//! its own durable transaction, before the admin API answers: an extension a client was
-//! told about survives a `kill -9`. Deleting one also deletes its stored bindings in the
-//! same transaction.
+//! The driver collects the changes that arrive within a short group-commit window (5 ms,
+//! `driver::persist`) into `&[StoreOp]` and calls [`Store::apply`] once: one write
+//! transaction, one fsync, for however many registrations the window gathered. It does so
+//! *before* it sends the answers it held meanwhile, so a `kill -9` never loses a binding a
+//! phone was told about. A failed `apply` leaves the store as it was.
 //!
 //! # What it owns
 //! The database file `DIR/voxgate.redb`, its tables and schema version, and the record

@@ -20,6 +20,11 @@
 //! *before* it sends the answers it held meanwhile, so a `kill -9` never loses a binding a
 //! phone was told about. A failed `apply` leaves the store as it was.
 //!
+//! API-defined extensions ([`ExtensionTable`], EXT-01) are written one at a time, each in
+//! its own durable transaction, before the admin API answers: an extension a client was
+//! told about survives a `kill -9`. Deleting one also deletes its stored bindings in the
+//! same transaction.
+//!
 //! # What it owns
 //! The database file `DIR/voxgate.redb`, its tables and schema version, and the record
 //! encoding (`record`). Times are stored as wall-clock Unix seconds; [`StoredBinding`] and

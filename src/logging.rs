@@ -87,7 +87,7 @@ pub enum LoggingError {
 
 /// Parses a configured level: a bare level name (case-insensitive) or, for experts, an
 /// `EnvFilter` directive list containing `=` or `,`. A bare word that is not a level is
-/// refused: `EnvFilter` would read it as "trace for target <word>" and silence everything
+/// refused: `EnvFilter` would read it as "trace for target `<word>`" and silence everything
 /// else, which is never what a config typo meant. `check-config` can call this to validate.
 pub fn parse_level(level: &str) -> Result<EnvFilter, LoggingError> {
     let trimmed = level.trim();

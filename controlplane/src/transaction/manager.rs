@@ -495,7 +495,10 @@ impl Transactions {
             key: Arc::clone(key),
             request_to_tag: request_to_tag.take(),
             peer: *peer,
-            response: std::mem::take(last),
+            // An exact-size copy: the printed response's buffer has slack (the printer
+            // reserves ahead) and a shared header once a transmit cloned it; the copy has
+            // neither, for the 32 s it is kept. The original goes with the transmit.
+            response: Bytes::copy_from_slice(last),
             j,
         };
         *slot = Tx::Completed(Box::new(completed));

@@ -261,6 +261,8 @@ pub struct Driver {
     tag_state: u64,
     next_publish: Option<Instant>,
     persist: persist::Persistence,
+    /// Scratch list of the transmits of one drain (kept to reuse its allocation).
+    fresh: Vec<Transmit>,
     /// Extensions defined through the admin API, merged into the endpoint's users.
     extensions: crate::extensions::Directory,
     /// The clock reading of the current loop iteration.
@@ -384,6 +386,7 @@ impl Driver {
             tag_state: RandomState::new().build_hasher().finish(),
             next_publish: None,
             persist: persist::Persistence::new(None, (started, started_unix)),
+            fresh: Vec::new(),
             extensions: crate::extensions::Directory::default(),
             last_now: started,
             endpoint,
@@ -934,7 +937,13 @@ impl Driver {
     }
 
     /// Drain the endpoint's outputs after one input (the driver contract).
+    ///
+    /// The answers of an input that changed the store wait for that change's commit, and
+    /// so does anything for a destination that already has an answer waiting (a
+    /// retransmitted 200 must not overtake the first); everything else goes out at once.
     fn drain_endpoint(&mut self, now: Instant) {
+        let mut fresh = std::mem::take(&mut self.fresh);
+        let ops_before = self.persist.pending();
         loop {
             let mut progressed = false;
             while let Some(transmit) = self.endpoint.poll_transmit() {
@@ -948,11 +957,7 @@ impl Driver {
                     };
                     trace_message("out", &to, &transmit.payload);
                 }
-                if self.persist.holds_transmits() {
-                    self.persist.hold(transmit);
-                } else {
-                    self.send_transmit(now, transmit);
-                }
+                fresh.push(transmit);
             }
             while let Some(event) = self.endpoint.poll_event() {
                 progressed = true;
@@ -969,6 +974,17 @@ impl Driver {
                 break;
             }
         }
+        let changed_store = self.persist.pending() > ops_before;
+        for transmit in fresh.drain(..) {
+            if self.persist.holds_transmits()
+                && (changed_store || self.persist.holds_for(&transmit))
+            {
+                self.persist.hold(transmit);
+            } else {
+                self.send_transmit(now, transmit);
+            }
+        }
+        self.fresh = fresh;
     }
 
     /// Commit what the iteration changed once its group-commit window is over, then send

@@ -2,16 +2,16 @@
 //! store.
 //!
 //! Ordering is the point of this module. The endpoint emits a binding's store event and the
-//! 200 that confirms it from the same input; the driver holds every transmit while store
-//! changes are pending, until the store has committed them (one redb transaction,
-//! fsync'd), so a kill -9 never loses a registration that a phone saw confirmed (issue 3).
+//! 200 that confirms it from the same input; the driver holds the transmits of every input
+//! that changed the store (and anything for a destination with a transmit already held)
+//! until the store has committed the change (one redb transaction, fsync'd), so a kill -9
+//! never loses a registration that a phone saw confirmed (issue 3).
 //!
 //! Commits are grouped: the first pending change opens a window of [`GROUP_COMMIT_WINDOW`],
 //! and everything that arrives within it goes into the same commit (or sooner, once
 //! [`GROUP_COMMIT_MAX`] changes wait). A durable commit costs about the same for one
 //! binding as for a hundred, so under a registration storm this divides the store's share
 //! of the CPU, at the price of at most one window of extra latency on the answers held.
-//! Without pending changes nothing is held.
 //!
 //! The admin API's listings are not kept here: the driver builds them on request.
 
@@ -24,8 +24,9 @@ use voxgate_controlplane::security::SecurityEvent;
 use crate::store::{Store, StoreOp, StoredBan, StoredBinding};
 
 /// How long the first pending store change waits for others to share its commit. Far
-/// below SIP's T1 (500 ms), so no client retransmits because of it.
-pub const GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(5);
+/// below SIP's T1 (500 ms), so no client retransmits because of it; and only the answers
+/// that confirm a change wait (a 401, an OPTIONS answer or a call's signalling do not).
+pub const GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(10);
 
 /// Pending changes that commit at once, window or not (bounds the held answers).
 pub const GROUP_COMMIT_MAX: usize = 512;
@@ -63,6 +64,18 @@ impl Persistence {
 
     pub fn hold(&mut self, t: Transmit) {
         self.held.push(t);
+    }
+
+    /// Store changes waiting for their commit.
+    pub fn pending(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether something for `t`'s destination is already held (it must not be overtaken).
+    pub fn holds_for(&self, t: &Transmit) -> bool {
+        self.held.iter().any(|h| {
+            h.transport == t.transport && h.destination == t.destination && h.conn == t.conn
+        })
     }
 
     pub fn on_registrar(&mut self, now: Instant, event: &RegistrarEvent) {
@@ -129,5 +142,97 @@ impl Persistence {
     pub fn next_deadline(&self) -> Option<Instant> {
         self.pending_since
             .and_then(|t| t.checked_add(GROUP_COMMIT_WINDOW))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use voxgate_controlplane::security::{Ban, BanReason};
+    use voxgate_controlplane::sip::Transport;
+
+    use super::*;
+
+    fn transmit(to: &str) -> Transmit {
+        Transmit {
+            transport: Transport::Udp,
+            destination: to.parse().expect("address"),
+            local: "127.0.0.1:5060".parse().expect("address"),
+            conn: None,
+            payload: Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n"),
+        }
+    }
+
+    #[test]
+    fn held_answers_wait_for_the_window_and_the_commit() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        #[allow(clippy::disallowed_methods)] // the one real instant; the rest is virtual
+        let t0 = Instant::now();
+        let mut p = Persistence::new(
+            Some(Store::open(dir.path()).expect("store")),
+            (t0, 1_800_000_000),
+        );
+        let ban = Ban {
+            ip: "192.0.2.9".parse().expect("ip"),
+            until: t0 + Duration::from_secs(60),
+            reason: BanReason::Manual,
+        };
+        p.on_security(t0, &SecurityEvent::Banned(ban));
+        assert_eq!(p.pending(), 1);
+        p.hold(transmit("192.0.2.1:5060"));
+        assert!(p.holds_for(&transmit("192.0.2.1:5060")));
+        assert!(!p.holds_for(&transmit("192.0.2.1:5062")));
+        // Inside the window: nothing goes out, nothing is written.
+        assert_eq!(p.commit(t0, false).count(), 0);
+        assert_eq!(p.next_deadline(), Some(t0 + GROUP_COMMIT_WINDOW));
+        let almost = t0 + GROUP_COMMIT_WINDOW - Duration::from_millis(1);
+        p.hold(transmit("192.0.2.2:5060"));
+        assert_eq!(p.commit(almost, false).count(), 0);
+        let stored = |p: &Persistence| {
+            p.store
+                .as_ref()
+                .expect("store")
+                .load_bans(1_800_000_000)
+                .expect("load")
+                .len()
+        };
+        assert_eq!(stored(&p), 0);
+        // At the end of the window: one commit, then both answers.
+        assert_eq!(p.commit(t0 + GROUP_COMMIT_WINDOW, false).count(), 2);
+        assert_eq!(stored(&p), 1);
+        assert_eq!(p.pending(), 0);
+        assert_eq!(p.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_forced_commit_or_a_full_batch_does_not_wait() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        #[allow(clippy::disallowed_methods)]
+        let t0 = Instant::now();
+        let mut p = Persistence::new(
+            Some(Store::open(dir.path()).expect("store")),
+            (t0, 1_800_000_000),
+        );
+        let ban = |n: u32| {
+            SecurityEvent::Banned(Ban {
+                ip: std::net::IpAddr::from((0xc000_0200u32 + n).to_be_bytes()),
+                until: t0 + Duration::from_secs(60),
+                reason: BanReason::Manual,
+            })
+        };
+        p.on_security(t0, &ban(1));
+        p.hold(transmit("192.0.2.1:5060"));
+        assert_eq!(p.commit(t0, true).count(), 1, "shutdown commits at once");
+        for n in 0..GROUP_COMMIT_MAX as u32 {
+            p.on_security(t0, &ban(n));
+        }
+        p.hold(transmit("192.0.2.1:5060"));
+        assert_eq!(
+            p.commit(t0, false).count(),
+            1,
+            "a full batch commits at once"
+        );
     }
 }

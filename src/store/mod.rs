@@ -14,9 +14,10 @@
 //! newer compiler.
 //!
 //! # Durability contract
-//! The driver collects the changes that arrive within a short group-commit window (5 ms,
-//! `driver::persist`) into `&[StoreOp]` and calls [`Store::apply`] once: one write
-//! transaction, one fsync, for however many registrations the window gathered. It does so
+//! The driver commits at once when the store is idle, and under load at most once per
+//! commit interval (`driver::persist`), collecting the changes meanwhile into
+//! `&[StoreOp]` for one [`Store::apply`]: one write transaction, one fsync, for however
+//! many registrations the interval gathered. It does so
 //! *before* it sends the answers it held meanwhile, so a `kill -9` never loses a binding a
 //! phone was told about. A failed `apply` leaves the store as it was.
 //!

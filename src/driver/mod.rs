@@ -939,8 +939,8 @@ impl Driver {
     /// Drain the endpoint's outputs after one input (the driver contract).
     ///
     /// The answers of an input that changed the store wait for that change's commit, and
-    /// so does anything for a destination that already has an answer waiting (a
-    /// retransmitted 200 must not overtake the first); everything else goes out at once.
+    /// so does a 2xx for a destination that already has an answer waiting (a retransmitted
+    /// 200 must not overtake the first); everything else goes out at once.
     fn drain_endpoint(&mut self, now: Instant) {
         let mut fresh = std::mem::take(&mut self.fresh);
         let ops_before = self.persist.pending();

@@ -30,8 +30,11 @@ use crate::store::{Store, StoreOp, StoredBan, StoredBinding};
 /// answer or a call's signalling do not).
 pub const COMMIT_INTERVAL: Duration = Duration::from_millis(50);
 
-/// Pending changes that commit at once, window or not (bounds the held answers).
-pub const GROUP_COMMIT_MAX: usize = 512;
+/// Pending changes that commit at once, interval or not. It bounds the answers released
+/// together: an upstream proxy that sends every registration from one address receives
+/// them as one burst, and SIPp's default 64 KiB receive buffer drops bursts of more than
+/// about a hundred.
+pub const GROUP_COMMIT_MAX: usize = 48;
 
 #[derive(Debug)]
 pub struct Persistence {
@@ -73,11 +76,16 @@ impl Persistence {
         self.ops.len()
     }
 
-    /// Whether something for `t`'s destination is already held (it must not be overtaken).
+    /// Whether `t` must wait behind what is held: it is a 2xx response (a retransmitted
+    /// 200, or a registration query listing a binding not yet committed) and something for
+    /// its destination is held already. Failures and challenges need not wait: they
+    /// confirm nothing, and holding them would only make bursts bigger for an upstream
+    /// proxy that sends everything from one address.
     pub fn holds_for(&self, t: &Transmit) -> bool {
-        self.held.iter().any(|h| {
-            h.transport == t.transport && h.destination == t.destination && h.conn == t.conn
-        })
+        t.payload.starts_with(b"SIP/2.0 2")
+            && self.held.iter().any(|h| {
+                h.transport == t.transport && h.destination == t.destination && h.conn == t.conn
+            })
     }
 
     pub fn on_registrar(&mut self, now: Instant, event: &RegistrarEvent) {
@@ -216,6 +224,11 @@ mod tests {
         p.hold(transmit("192.0.2.2:5060"));
         assert!(p.holds_for(&transmit("192.0.2.2:5060")));
         assert!(!p.holds_for(&transmit("192.0.2.2:5062")));
+        let challenge = Transmit {
+            payload: Bytes::from_static(b"SIP/2.0 401 Unauthorized\r\n\r\n"),
+            ..transmit("192.0.2.2:5060")
+        };
+        assert!(!p.holds_for(&challenge), "a challenge confirms nothing");
         assert_eq!(p.commit(later, false).count(), 0);
         assert_eq!(p.next_deadline(), Some(t0 + COMMIT_INTERVAL));
         let almost = t0 + COMMIT_INTERVAL - Duration::from_millis(1);

@@ -385,7 +385,7 @@ impl Driver {
             messages: Vec::new(),
             tag_state: RandomState::new().build_hasher().finish(),
             next_publish: None,
-            persist: persist::Persistence::new(None, (started, started_unix)),
+            persist: persist::Persistence::without_store((started, started_unix)),
             fresh: Vec::new(),
             extensions: crate::extensions::Directory::default(),
             last_now: started,
@@ -420,7 +420,8 @@ impl Driver {
         let anchor = (now, now_unix);
         self.extensions
             .attach(store.extensions(), &mut self.endpoint)?;
-        self.persist = persist::Persistence::new(Some(store), anchor);
+        self.persist = persist::Persistence::with_store(store, anchor, Arc::clone(&self.waker))
+            .map_err(crate::store::StoreError::Thread)?;
         self.endpoint.restore(now, bindings, bans);
         self.drain_endpoint(now);
         self.flush(now);
@@ -881,7 +882,7 @@ impl Driver {
     }
 
     fn close_all(&mut self) {
-        // Answers held for an open commit window go out after their commit, as always.
+        // Answers held for a commit go out after it, as always; the store thread ends.
         self.flush_with(clock(), true);
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
@@ -987,8 +988,8 @@ impl Driver {
         self.fresh = fresh;
     }
 
-    /// Commit what the iteration changed once its group-commit window is over, then send
-    /// what waited for the commit.
+    /// Send the answers whose changes the store thread has committed, and hand it the
+    /// next batch when one is due (`persist`).
     fn flush(&mut self, now: Instant) {
         self.flush_with(now, false);
     }
@@ -996,8 +997,17 @@ impl Driver {
     fn flush_with(&mut self, now: Instant, force: bool) {
         // Connection closes since the last drain may have unbound contacts.
         self.drain_endpoint(now);
-        let held: Vec<Transmit> = self.persist.commit(now, force).collect();
-        for t in held {
+        while let Some(committed) = self.persist.poll_committed() {
+            for t in committed {
+                self.send_transmit(now, t);
+            }
+        }
+        let ready = if force {
+            self.persist.shutdown(now)
+        } else {
+            self.persist.commit(now, false)
+        };
+        for t in ready {
             self.send_transmit(now, t);
         }
     }

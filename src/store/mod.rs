@@ -109,6 +109,8 @@ pub enum StoreError {
         #[source]
         source: RecordError,
     },
+    #[error("starting the store thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 /// redb has one error type per operation; all of them end up as [`StoreError::Database`].

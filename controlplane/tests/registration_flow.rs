@@ -453,5 +453,27 @@ fn sec15_overload_503_is_stateless() {
     // Below the high-water mark the same request is served again.
     ep.set_queue_fill(0.1);
     assert_eq!(send(&mut ep, now, phone, req)[0].code(), Some(401));
+}
+
+#[test]
+fn challenges_to_register_are_stateless_and_the_200_is_not() {
+    let mut ep = endpoint();
+    let now = Instant::now();
+    let phone = peer("203.0.113.7", 40_000);
+    let first = register("100", 1, "sl", 5062, None);
+    let challenge = send(&mut ep, now, phone, first.clone());
+    assert_eq!(challenge[0].code(), Some(401));
+    assert_eq!(ep.stats().transactions_active, 0, "no state per challenge");
+    // A retransmission gets a challenge again, answerable like the first.
+    let again = send(&mut ep, now, phone, first);
+    assert_eq!(again[0].code(), Some(401));
+    let auth = answer(&again[0], "100", PASSWORD, 1);
+    let signed = register("100", 2, "sl", 5062, Some(&auth));
+    let ok = send(&mut ep, now, phone, signed.clone());
+    assert_eq!(ok[0].code(), Some(200));
     assert_eq!(ep.stats().transactions_active, 1);
+    // The 200's transaction absorbs a retransmission and resends the same answer.
+    let resent = send(&mut ep, now, phone, signed);
+    assert_eq!(resent.len(), 1);
+    assert_eq!(resent[0].to_bytes(), ok[0].to_bytes());
 }

@@ -504,11 +504,24 @@ impl Endpoint {
                     (None, busy)
                 }
                 None => {
+                    let is_invite = method == Method::Invite;
                     let response = match self.validate(&msg, &method) {
                         Ok(target) => self.answer(now, peer, trust, method, target, &msg),
                         Err(err) => self.rejection(&msg, &err),
                     };
-                    (tx, response)
+                    // A digest challenge to a non-INVITE is sent statelessly too (RFC 3261
+                    // §8.2.7), as Kamailio's and most registrars' are: a retransmitted
+                    // request just gets a fresh challenge. Half of every registration's
+                    // transactions, and the larger half, then keep no state for Timer J's
+                    // 32 s. An INVITE's challenge stays in its transaction, which absorbs
+                    // the ACK and matches a CANCEL.
+                    match (tx, response.code()) {
+                        (Some(tx), Some(401 | 407)) if !is_invite => {
+                            self.transactions.discard(tx);
+                            (None, response)
+                        }
+                        (tx, _) => (tx, response),
+                    }
                 }
             };
         match tx {

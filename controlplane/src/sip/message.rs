@@ -64,14 +64,32 @@ pub enum StartLine {
 }
 
 /// A SIP message. Cheap to clone (reference-counted slices of one buffer).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Message {
     start: StartLine,
     headers: Vec<Header>,
     body: Bytes,
     raw: Bytes,
     defect: Option<Defect>,
+    /// `raw` is this message exactly as [`Message::to_bytes`] would print it: true for a
+    /// message built with [`Message::new`] until something takes `&mut` access. (A parsed
+    /// message is re-printed, so the printer stays the one that decides the wire form.)
+    raw_is_printed: bool,
 }
+
+/// Equal when start line, headers, body, raw bytes and defect are; whether `raw` came from
+/// the printer is bookkeeping, not content.
+impl PartialEq for Message {
+    fn eq(&self, other: &Message) -> bool {
+        self.start == other.start
+            && self.headers == other.headers
+            && self.body == other.body
+            && self.raw == other.raw
+            && self.defect == other.defect
+    }
+}
+
+impl Eq for Message {}
 
 impl Message {
     /// Parse one UDP datagram. Octets after the Content-Length body are ignored.
@@ -97,6 +115,7 @@ impl Message {
             body,
             raw,
             defect,
+            raw_is_printed: false,
         }
     }
 
@@ -109,8 +128,10 @@ impl Message {
             body,
             raw: Bytes::new(),
             defect: None,
+            raw_is_printed: false,
         };
         m.raw = m.to_bytes();
+        m.raw_is_printed = true;
         m
     }
 
@@ -156,6 +177,7 @@ impl Message {
     }
 
     pub fn headers_mut(&mut self) -> &mut Vec<Header> {
+        self.raw_is_printed = false;
         &mut self.headers
     }
 
@@ -324,6 +346,10 @@ impl Message {
     /// Print the message. Headers keep their names, order and values as they came; a parsed
     /// message prints back to bytes that parse to the same message.
     pub fn to_bytes(&self) -> Bytes {
+        if self.raw_is_printed {
+            // Printed when it was built and unchanged since: the same bytes, no second copy.
+            return self.raw.clone();
+        }
         let mut out = BytesMut::with_capacity(self.raw.len().max(256) + 64);
         self.write_to(&mut out);
         out.freeze()
@@ -369,4 +395,49 @@ pub enum HeaderError {
     Multiple(HeaderName),
     #[error("Malformed {}", .0.as_str())]
     Malformed(HeaderName),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::{Header, HeaderName, StatusLine};
+
+    fn built() -> Message {
+        Message::new(
+            StartLine::Response(StatusLine {
+                version: Bytes::from_static(b"SIP/2.0"),
+                code: 200,
+                reason: Bytes::from_static(b"OK"),
+            }),
+            vec![
+                Header::new(HeaderName::CallId, Bytes::from_static(b"a@b")),
+                Header::new(HeaderName::ContentLength, Bytes::from_static(b"0")),
+            ],
+            Bytes::new(),
+        )
+    }
+
+    #[test]
+    fn a_built_message_prints_once_and_again_after_a_change() {
+        let mut m = built();
+        let first = m.to_bytes();
+        assert_eq!(first, *m.raw(), "the bytes printed when it was built");
+        assert_eq!(
+            first.as_ptr(),
+            m.to_bytes().as_ptr(),
+            "not printed a second time"
+        );
+        m.headers_mut()[0].value = Bytes::from_static(b"changed@b");
+        let again = m.to_bytes();
+        assert!(again.windows(9).any(|w| w == b"changed@b"), "{again:?}");
+    }
+
+    #[test]
+    fn equality_ignores_whether_raw_is_still_the_printed_form() {
+        let m = built();
+        let mut touched = m.clone();
+        let _ = touched.headers_mut();
+        assert_eq!(touched, m);
+        assert_eq!(touched.to_bytes(), m.to_bytes());
+    }
 }

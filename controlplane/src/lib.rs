@@ -26,6 +26,7 @@ pub mod config;
 pub mod endpoint;
 pub mod error;
 pub mod registrar;
+pub mod sdp;
 pub mod security;
 pub mod sip;
 pub mod stats;

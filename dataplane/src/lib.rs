@@ -7,6 +7,11 @@
 //! plane will send to and receive from the workers, so the binary can be wired against a
 //! stable vocabulary. It never knows SIP, SDP text, config files or Prometheus.
 
+pub mod rtcp;
+pub mod rtp;
+pub mod session;
+pub mod stats;
+
 /// A handle to a media session inside one worker's slab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SessionHandle(pub u32);

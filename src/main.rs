@@ -15,6 +15,7 @@ mod extensions;
 mod feeds;
 mod logging;
 mod metrics;
+mod ng;
 mod store;
 mod systemd;
 mod tls;

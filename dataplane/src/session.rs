@@ -727,6 +727,11 @@ impl Session {
         self.event.take()
     }
 
+    /// Snapshots of every leg's statistics, in leg order.
+    pub fn all_stats(&self) -> impl Iterator<Item = LegStats> + '_ {
+        (0..self.legs.len()).filter_map(|i| self.stats(LegId(u8::try_from(i).ok()?)))
+    }
+
     /// A snapshot of one leg's statistics.
     #[must_use]
     pub fn stats(&self, leg: LegId) -> Option<LegStats> {

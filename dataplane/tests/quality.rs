@@ -128,6 +128,7 @@ fn rtt_from_an_sr_rr_pair() {
     let st = s.stats(B).expect("leg B");
     assert_eq!(st.rtt, Some(Duration::from_millis(100)));
     assert_eq!(s.stats(A).and_then(|st| st.rtt), None);
+    assert_eq!(s.all_stats().count(), 2);
     // A block with an LSR voxgate never relayed gives no RTT.
     let mut rr = report(
         sb,

@@ -153,8 +153,9 @@ pub struct Flags {
     /// `direction`: the two logical interface names (from, to). voxgate has one media
     /// interface today, so it is recorded, not acted on.
     pub direction: Option<[String; 2]>,
-    /// `media address`: the address of the SDP's sender, overriding the SDP's own (used by
-    /// the relay for the peer's endpoint; it does not change the rewritten SDP).
+    /// `media address`: documented by rtpengine as overriding the SDP sender's addresses;
+    /// rtpengine 10.5 also advertises it in the rewritten `c=`/`o=`, and so does
+    /// [`super::rewrite::rewrite_sdp`].
     pub media_address: Option<IpAddr>,
     /// `record call` / the `record call` flag: accepted and ignored until recording exists.
     pub record_call: bool,

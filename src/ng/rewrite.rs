@@ -3,8 +3,11 @@
 //!
 //! What it does, following what rtpengine 10.5 returned for the same offers on loopback:
 //! - every `m=` port becomes the allocated RTP port (a port of 0, a rejected stream, stays 0);
-//! - the session-level `c=` (and every media-level `c=`) becomes voxgate's media address, so
-//!   the far end sends to the relay; the `o=` address changes only with `replace: [origin]`;
+//! - the session-level `c=` (and every media-level `c=`) becomes the advertised address, so
+//!   the far end sends to the relay; the `o=` address changes only with `replace: [origin]`.
+//!   The advertised address is voxgate's media address, or the request's `media address`
+//!   when one is given: rtpengine 10.5 writes that into `c=` and `o=` (observed on loopback;
+//!   its documentation describes the key as overriding the addresses of the SDP's sender);
 //! - `a=rtcp` names the allocated RTCP port (or the RTP port under rtcp-mux);
 //! - ICE attributes are removed: voxgate does not run ICE, and a candidate left in place
 //!   would let the peers bypass the relay. `ICE=force`, `force-relay` and `optional` ask
@@ -13,7 +16,7 @@
 //!   ones the caller supplies (voxgate's own SDES keys), or removed for a plain RTP profile.
 //!
 //! What it leaves alone: codecs, `a=ptime`, direction attributes, and every other line.
-//! `direction`, `media address` and `record call` do not change the SDP.
+//! `direction` and `record call` do not change the SDP.
 
 use std::net::IpAddr;
 
@@ -69,7 +72,7 @@ pub fn rewrite_sdp(sdp: &Sdp, flags: &Flags, allocation: &Allocation) -> Result<
         Some(mode) => return Err(RewriteError::UnsupportedIce { mode }),
     }
     let mut out = sdp.clone();
-    let address = allocation.address;
+    let address = flags.media_address.unwrap_or(allocation.address);
     out.remove_ice();
     if flags.replace_origin {
         out.set_origin_address(address);
@@ -199,6 +202,18 @@ mod tests {
         assert!(out
             .to_string()
             .contains("o=alice 2890844526 2890844526 IN IP4 10.0.0.1\r\n"));
+        // With a `media address`, rtpengine 10.5 advertises that address in o= and c=.
+        let with_media_address = Flags {
+            media_address: Some("10.9.9.9".parse().expect("literal")),
+            ..flags
+        };
+        let out = rewrite_sdp(&sdp, &with_media_address, &allocation(Some(30001), vec![]))
+            .expect("rewrite");
+        assert_eq!(out.origin().map(|o| o.address.as_str()), Some("10.9.9.9"));
+        assert_eq!(
+            out.connection().map(|c| c.address.as_str()),
+            Some("10.9.9.9")
+        );
     }
 
     #[test]

@@ -4,8 +4,10 @@
 # registration from an injection CSV) against voxgate and against Kamailio's registrar, one
 # server after the other, on loopback. For each server it reports the registrations completed
 # with 200, the failures, SIPp's retransmissions, the datagrams the kernel dropped on the
-# server's socket, the contacts the server holds afterwards, and the server's CPU time per
-# completed registration, read from /proc:
+# server's socket, the contacts the server holds afterwards, the response times (SIPp's
+# -trace_rtt: REGISTER -> 401 p99, REGISTER with credentials -> 200 p50 and p99, in SIPp's
+# millisecond resolution), and the server's CPU time per completed registration, read from
+# /proc:
 #   - utime+stime of every server process (/proc/PID/stat fields 14 and 15, clock ticks);
 #   - on-CPU time of every thread (/proc/PID/task/TID/schedstat, nanoseconds), the precise one.
 #
@@ -54,7 +56,7 @@ while [ $# -gt 0 ]; do
         --only) only=$2; shift ;;
         --markdown) markdown=1 ;;
         --keep) keep=1 ;;
-        -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -371,16 +373,29 @@ run_sipp() {
     local name=$1 port=$2 csv=$3 calls=$4 r=$5 limit
     limit=$((calls / r + 30))
     rm -f "$tmp/$name.csv"
-    sipp -sf "$root/bench/sipp/register_auth.xml" -inf "$csv" -key domain "$domain" -auth_uri "$domain" \
-        -t u1 -i 127.0.0.1 -m "$calls" -r "$r" -nostdin -nd -timeout "$limit" \
-        -trace_stat -stf "$tmp/$name.csv" -fd 1 \
-        127.0.0.1:"$port" > "$tmp/$name.sipp.log" 2>&1 || true
+    # SIPp writes its response-time file into the working directory.
+    mkdir -p "$tmp/$name.rtt.d"
+    (cd "$tmp/$name.rtt.d" &&
+        sipp -sf "$root/bench/sipp/register_auth.xml" -inf "$csv" -key domain "$domain" -auth_uri "$domain" \
+            -t u1 -i 127.0.0.1 -m "$calls" -r "$r" -nostdin -nd -timeout "$limit" \
+            -trace_stat -stf "$tmp/$name.csv" -fd 1 -trace_rtt -rtt_freq 1 \
+            127.0.0.1:"$port" > "$tmp/$name.sipp.log" 2>&1) || true
     # The last line of the statistics CSV holds the cumulative counters.
     awk -F';' '
         NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
         { ok = $(col["SuccessfulCall(C)"]); bad = $(col["FailedCall(C)"]); re = $(col["Retransmissions(C)"]) }
         END { if (ok == "") { ok = 0; bad = -1; re = 0 } print ok, bad, re }
     ' "$tmp/$name.csv" 2>/dev/null || echo "0 -1 0"
+}
+
+# percentile NAME RTD P -> the P-th percentile (0-100) of response time RTD in ms, or "-"
+percentile() {
+    local f
+    f=$(ls "$tmp/$1.rtt.d"/*_rtt.csv 2>/dev/null | head -n1)
+    [ -n "$f" ] || { echo "-"; return; }
+    awk -F';' -v k="$2" 'NR > 1 && $3 == k { print $2 }' "$f" | sort -n |
+        awk -v p="$3" '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit }
+            i = int(NR * p / 100); if (i < 1) i = 1; if (i > NR) i = NR; print v[i] }'
 }
 
 # One registration with a wrong password: it must fail, answered 403.
@@ -409,11 +424,11 @@ results=()
 status=0
 
 bench_one() {
-    local name=$1 port pids t0 t1 ticks0 ticks1 ns0 ns1 done failed retrans ok bad drops0 drops1 contacts
+    local name=$1 port pids t0 t1 ticks0 ticks1 ns0 ns1 done failed retrans ok bad drops0 drops1 contacts lat
     port=$(free_udp_port)
     log "$name: starting on udp 127.0.0.1:$port"
     if ! "start_$name" "$port"; then
-        results+=("$name|not started|-|-|-|-|-|-|-|-")
+        results+=("$name|not started|-|-|-|-|-|-|-|-|-")
         status=1
         return
     fi
@@ -443,20 +458,21 @@ bench_one() {
 
     local procs=${#pids[@]}
     if [ "$done" -le 0 ]; then
-        results+=("$name|$done|$failed|$retrans|$((drops1 - drops0))|$contacts|-|-|-|$procs")
+        results+=("$name|$done|$failed|$retrans|$((drops1 - drops0))|$contacts|-|-|-|$procs|-")
         status=1
         log "$name: no registration completed; SIPp said:"
         tail -n 20 "$tmp/$name.sipp.log" >&2
         return
     fi
     [ "$failed" -eq 0 ] || status=1
+    lat="$(percentile "$name" 1 99)/$(percentile "$name" 2 50)/$(percentile "$name" 2 99)"
     results+=("$(awk -v n="$name" -v a="$done" -v f="$failed" -v re="$retrans" -v t0="$t0" \
         -v t1="$t1" -v d="$((drops1 - drops0))" -v c="$contacts" \
         -v k="$((ticks1 - ticks0))" -v hz="$clk_tck" -v ns="$((ns1 - ns0))" -v p="$procs" '
         BEGIN {
             printf "%s|%d|%d|%d|%d|%s|%.0f|%.1f|%.1f|%d", n, a, f, re, d, c, a / (t1 - t0),
                 k * 1e6 / hz / a, ns / 1e3 / a, p
-        }')")
+        }')|$lat")
 }
 
 servers=(voxgate voxgate-shm kamailio-htable kamailio-dbtext)
@@ -474,19 +490,20 @@ echo
 echo "Authenticated REGISTER over UDP (401 + 200), $users extensions per server at $rate/s" \
     "(SIPp $(sipp -v 2>&1 | grep -o 'v[0-9][0-9.]*' | head -n1), $(nproc) CPUs;" \
     "contacts = held afterwards incl. $((warm + 0)) warm-up)"
-printf '%-16s %9s %7s %8s %9s %9s %7s %16s %17s %6s\n' server completed failed retrans \
-    "rx drops" contacts "reg/s" "CPU µs/reg(tick)" "CPU µs/reg(sched)" procs
+printf '%-16s %9s %7s %8s %9s %9s %7s %16s %17s %6s %s\n' server completed failed retrans \
+    "rx drops" contacts "reg/s" "CPU µs/reg(tick)" "CPU µs/reg(sched)" procs \
+    "ms 401 p99/200 p50/200 p99"
 for r in "${results[@]}"; do
-    IFS='|' read -r n a f re d c ps tk sc p <<< "$r"
-    printf '%-16s %9s %7s %8s %9s %9s %7s %16s %17s %6s\n' "$n" "$a" "$f" "$re" "$d" "$c" "$ps" "$tk" "$sc" "$p"
+    IFS='|' read -r n a f re d c ps tk sc p l <<< "$r"
+    printf '%-16s %9s %7s %8s %9s %9s %7s %16s %17s %6s %s\n' "$n" "$a" "$f" "$re" "$d" "$c" "$ps" "$tk" "$sc" "$p" "$l"
 done
 if [ "$markdown" -eq 1 ]; then
     echo
-    echo "| server | completed | failed | retransmissions | socket drops | contacts after | registrations/s | CPU µs/registration (utime+stime) | CPU µs/registration (schedstat) | processes |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| server | completed | failed | retransmissions | socket drops | contacts after | registrations/s | CPU µs/registration (utime+stime) | CPU µs/registration (schedstat) | processes | ms: 401 p99 / 200 p50 / 200 p99 |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for r in "${results[@]}"; do
-        IFS='|' read -r n a f re d c ps tk sc p <<< "$r"
-        echo "| $n | $a | $f | $re | $d | $c | $ps | $tk | $sc | $p |"
+        IFS='|' read -r n a f re d c ps tk sc p l <<< "$r"
+        echo "| $n | $a | $f | $re | $d | $c | $ps | $tk | $sc | $p | $l |"
     done
 fi
 exit "$status"

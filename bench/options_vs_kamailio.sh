@@ -60,7 +60,8 @@ fi
 kamailio_bin=$(command -v kamailio || echo /usr/sbin/kamailio)
 kam_modules=$(dirname "$(find /usr/lib /usr/local/lib -name sl.so -path '*kamailio*' 2>/dev/null | head -n1)")
 
-voxgate_bin=$root/target/release/voxgate
+# VOXGATE_BIN runs another build (CI runs the short version against the debug build).
+voxgate_bin=${VOXGATE_BIN:-$root/target/release/voxgate}
 if [ "$only" != kamailio ] && [ ! -x "$voxgate_bin" ]; then
     log "building target/release/voxgate"
     cargo build --release --bin voxgate >&2

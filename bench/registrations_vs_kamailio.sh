@@ -82,7 +82,8 @@ kamailio_bin=$(command -v kamailio || echo /usr/sbin/kamailio)
 kamcmd_bin=$(command -v kamcmd || echo /usr/sbin/kamcmd)
 kam_modules=$(dirname "$(find /usr/lib /usr/local/lib -name registrar.so -path '*kamailio*' 2>/dev/null | head -n1)")
 
-voxgate_bin=$root/target/release/voxgate
+# VOXGATE_BIN runs another build (CI runs the short version against the debug build).
+voxgate_bin=${VOXGATE_BIN:-$root/target/release/voxgate}
 if [ ! -x "$voxgate_bin" ]; then
     log "building target/release/voxgate"
     cargo build --release --bin voxgate >&2

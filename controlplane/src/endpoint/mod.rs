@@ -554,7 +554,8 @@ impl Endpoint {
             return Err(RequestError::UriTooLong);
         }
         // Headers every request needs (RFC 3261 §8.1.1).
-        if msg.vias()?.len() > self.config.limits.max_vias {
+        let vias = msg.vias()?;
+        if vias.len() > self.config.limits.max_vias {
             return Err(RequestError::TooManyVias);
         }
         msg.to()?;
@@ -597,7 +598,7 @@ impl Endpoint {
         if !method.is_known() {
             return Err(RequestError::UnknownMethod);
         }
-        if self.has_own_via(msg) {
+        if self.has_own_via(&vias) {
             return Err(RequestError::Loop);
         }
         if target == Target::User && max_forwards == Some(0) {
@@ -643,8 +644,8 @@ impl Endpoint {
 
     /// A Via that voxgate put there (its branch marker and one of its listeners) means the
     /// request came back to it.
-    fn has_own_via(&self, msg: &Message) -> bool {
-        msg.vias().unwrap_or_default().iter().any(|v| {
+    fn has_own_via(&self, vias: &[crate::sip::Via]) -> bool {
+        vias.iter().any(|v| {
             v.branch()
                 .is_some_and(|b| b.starts_with(BRANCH_PREFIX.as_bytes()))
                 && self.is_local_host(&v.host, v.port)

@@ -18,6 +18,7 @@
 pub mod rtcp;
 pub mod rtp;
 pub mod session;
+pub mod srtp;
 pub mod stats;
 
 use std::time::Duration;

@@ -15,11 +15,13 @@
 //! - the plain-data [`Command`] and [`Event`] types the control plane sends to and receives
 //!   from the workers (owned, moved through channels, never holding packets).
 
+pub mod ports;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;
 pub mod srtp;
 pub mod stats;
+pub mod worker;
 
 use std::time::Duration;
 
@@ -63,6 +65,18 @@ pub enum Command {
 pub enum Event {
     /// The answer to [`Command::Ping`].
     Heartbeat { worker: u16, seq: u64 },
+    /// A session was created on a worker ([`worker`]); `locals` are the legs' RTP socket
+    /// addresses in leg order (RTCP on the next port, MED-02), for the SDP.
+    SessionCreated {
+        session: SessionHandle,
+        locals: Vec<std::net::SocketAddr>,
+    },
+    /// A worker could not carry out a command (no free port pair, socket error, unknown
+    /// session); the session is unchanged (or was not created).
+    CommandFailed {
+        session: SessionHandle,
+        error: worker::WorkerError,
+    },
     /// A create or update was refused; the session is unchanged (or was not created).
     SessionRejected {
         session: SessionHandle,

@@ -106,7 +106,10 @@ impl PortRanges {
                 .trim()
                 .split_once('-')
                 .ok_or(PortError::Syntax { index })?;
-            let low = low.trim().parse().map_err(|_| PortError::Syntax { index })?;
+            let low = low
+                .trim()
+                .parse()
+                .map_err(|_| PortError::Syntax { index })?;
             let high = high
                 .trim()
                 .parse()

@@ -420,7 +420,10 @@ impl Worker {
 
     fn handle_command(&mut self, now: Instant, cmd: Command) {
         match cmd {
-            Command::Ping { seq } => self.emit(Event::Heartbeat { worker: self.id, seq }),
+            Command::Ping { seq } => self.emit(Event::Heartbeat {
+                worker: self.id,
+                seq,
+            }),
             Command::CreateSession {
                 session,
                 config,

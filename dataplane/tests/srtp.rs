@@ -255,6 +255,19 @@ fn rollover_counter_follows_sequence_wrap() {
 }
 
 #[test]
+fn a_large_jump_before_the_first_wrap_stays_in_roc_zero() {
+    for profile in ALL {
+        let (mut tx, mut rx) = pair(profile);
+        for seq in [100u16, 40_000, 40_001, 120, 65_535, 3] {
+            let plain = rtp(seq, 5, 16);
+            let mut buf = protect(&mut tx, &plain);
+            let n = rx.unprotect(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &plain[..], "{profile:?} seq {seq}");
+        }
+    }
+}
+
+#[test]
 fn malformed_and_short_buffers_are_errors_not_panics() {
     for profile in ALL {
         let (mut tx, mut rx) = pair(profile);

@@ -238,7 +238,9 @@ impl Stream {
         }
         let v = if self.s_l < 0x8000 {
             if seq > self.s_l && seq - self.s_l > 0x8000 {
-                self.roc.wrapping_sub(1)
+                // Before the first wrap there is no earlier ROC: a forward jump of more
+                // than half the sequence space stays in ROC 0 (as the sender counts it).
+                self.roc.saturating_sub(1)
             } else {
                 self.roc
             }

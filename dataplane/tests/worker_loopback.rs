@@ -336,3 +336,55 @@ fn refuses_a_session_when_ports_run_out() {
     }
     worker.shutdown().expect("stops");
 }
+
+#[test]
+fn media_timeout_reaches_the_control_plane_and_rearms_on_media() {
+    let probe = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let base = probe.local_addr().expect("addr").port() & !1;
+    drop(probe);
+    let ranges =
+        PortRanges::new(vec![(base.wrapping_sub(40), base.wrapping_add(40))]).expect("valid");
+    let worker =
+        spawn(WorkerConfig::new(2, LOCALHOST, ranges.split(1).remove(0))).expect("worker starts");
+    let a = phone(Ipv4Addr::LOCALHOST, 0);
+    let mut leg0 = LegConfig::new(SocketAddr::new(LOCALHOST, 0), LegId(1));
+    leg0.remote_rtp = Some(a.local_addr().expect("addr"));
+    leg0.payload_map.map(0, 0, 8000);
+    let leg1 = LegConfig::new(SocketAddr::new(LOCALHOST, 0), LegId(0));
+    let config = SessionConfig {
+        // Zero idle time allowed: the timeout is due at once, no waiting in the test.
+        media_timeout: Duration::ZERO,
+        learning_window: Duration::ZERO,
+        danger_allow_loopback_remote: true,
+        ..SessionConfig::default()
+    };
+    worker
+        .send(Command::CreateSession {
+            session: SessionHandle(5),
+            config,
+            legs: vec![leg0, leg1],
+        })
+        .expect("accepted");
+    let la = match next_event(&worker) {
+        Event::SessionCreated { locals, .. } => locals[0],
+        other => panic!("expected SessionCreated, got {other:?}"),
+    };
+    assert!(matches!(
+        next_event(&worker),
+        Event::MediaTimeout {
+            session: SessionHandle(5),
+            held: false,
+            ..
+        }
+    ));
+    // Accepted media re-arms the session's timer; the worker finds it on its next scan.
+    a.send_to(&rtp(1, 0, 42, b"wake"), la).expect("send");
+    assert!(matches!(
+        next_event(&worker),
+        Event::MediaTimeout {
+            session: SessionHandle(5),
+            ..
+        }
+    ));
+    worker.shutdown().expect("stops");
+}

@@ -56,6 +56,10 @@ counters! {
     budget_exhausted,
     /// Loop turns.
     turns,
+    /// Turns longer than the stall budget (the stall detector).
+    stalls,
+    /// The longest turn so far, in microseconds.
+    longest_turn_us,
     /// Sessions alive.
     sessions,
     /// Port pairs in use.

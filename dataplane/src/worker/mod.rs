@@ -3,7 +3,8 @@
 //!
 //! Owns: its sockets (per leg an even/odd pair from its [`PortAllocator`] share: the RTP
 //! socket, and the RTCP socket unless rtcp-mux), the sessions placed on it (they never move),
-//! its counters ([`counters`]). It takes [`Command`]s from a bounded crossbeam channel (the
+//! its counters ([`counters`]), and a stall detector (turns over
+//! [`WorkerConfig::stall_budget`] are counted). It takes [`Command`]s from a bounded crossbeam channel (the
 //! control plane wakes it through a mio [`Waker`]) and reports [`Event`]s on a bounded
 //! channel: it never blocks, and an event that finds the channel full is dropped and counted
 //! (`events_dropped`).
@@ -31,8 +32,9 @@
 //! # Timers
 //! Each session has one timer ([`Session::poll_timeout`], the media timeout). The worker keeps
 //! the earliest deadline it knows; media only pushes deadlines later, so waking at that
-//! earliest deadline and rescanning is correct. The scan is O(sessions) per media-timeout
-//! period; a timer wheel replaces it when sessions number in the thousands per worker.
+//! earliest deadline and rescanning is correct. It also rescans at least once a second while
+//! it has sessions, since a timed-out session re-arms on media without telling the worker.
+//! A scan is O(sessions); a timer wheel replaces it when sessions number in the thousands.
 
 pub mod counters;
 
@@ -41,7 +43,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use mio::net::UdpSocket;
@@ -63,6 +65,9 @@ const WAKER: Token = Token(usize::MAX);
 const TOKEN_STRIDE: usize = MAX_LEGS * 2;
 /// Commands handled per turn, so a burst of commands cannot starve the sockets.
 const COMMAND_BUDGET: usize = 64;
+/// The longest the worker sleeps between timer scans while it has sessions: a session that
+/// timed out re-arms on media without telling the worker (see "Timers").
+const TIMER_RESCAN: Duration = Duration::from_secs(1);
 
 /// How to start a worker.
 #[derive(Debug, Clone)]
@@ -81,10 +86,15 @@ pub struct WorkerConfig {
     pub event_capacity: usize,
     /// Datagrams read from one socket per loop turn.
     pub recv_budget: usize,
+    /// A loop turn (socket reads, relaying, commands, timers; not the wait) longer than this
+    /// counts as a stall (`stalls`, `longest_turn_us`): a 20 ms packetization interval leaves
+    /// a worker half of it by default.
+    pub stall_budget: Duration,
 }
 
 impl WorkerConfig {
-    /// Defaults: not pinned, 1024 commands, 4096 events, 64 datagrams per socket per turn.
+    /// Defaults: not pinned, 1024 commands, 4096 events, 64 datagrams per socket per turn,
+    /// a 10 ms stall budget.
     #[must_use]
     pub fn new(id: u16, bind_ip: IpAddr, pairs: Vec<PortPair>) -> Self {
         Self {
@@ -95,6 +105,7 @@ impl WorkerConfig {
             command_capacity: 1024,
             event_capacity: 4096,
             recv_budget: 64,
+            stall_budget: Duration::from_millis(10),
         }
     }
 }
@@ -254,6 +265,7 @@ struct Worker {
     id: u16,
     bind_ip: IpAddr,
     recv_budget: usize,
+    stall_budget: Duration,
     poll: Poll,
     commands: Receiver<Command>,
     events_tx: Sender<Event>,
@@ -281,6 +293,7 @@ impl Worker {
             id: config.id,
             bind_ip: config.bind_ip,
             recv_budget: config.recv_budget.max(1),
+            stall_budget: config.stall_budget,
             poll,
             commands,
             events_tx,
@@ -303,7 +316,7 @@ impl Worker {
                 self.next_timer
                     .map(|t| t.saturating_duration_since(clock()))
             } else {
-                Some(std::time::Duration::ZERO)
+                Some(Duration::ZERO)
             };
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
@@ -329,6 +342,13 @@ impl Worker {
             if self.next_timer.is_some_and(|t| now >= t) {
                 self.run_timers(now);
             }
+            // The stall detector: one more clock read per turn.
+            let turn = clock().saturating_duration_since(now);
+            if turn > self.stall_budget {
+                self.counts.stalls += 1;
+            }
+            let turn_us = u64::try_from(turn.as_micros()).unwrap_or(u64::MAX);
+            self.counts.longest_turn_us = self.counts.longest_turn_us.max(turn_us);
             self.publish();
         }
     }
@@ -631,6 +651,10 @@ impl Worker {
             if let Some(t) = entry.session.poll_timeout() {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
+        }
+        if !self.sessions.is_empty() {
+            let rescan = now + TIMER_RESCAN;
+            next = Some(next.map_or(rescan, |n| n.min(rescan)));
         }
         self.next_timer = next;
         for (session, ev) in raised {

@@ -388,3 +388,23 @@ fn media_timeout_reaches_the_control_plane_and_rearms_on_media() {
     ));
     worker.shutdown().expect("stops");
 }
+
+#[test]
+fn pins_to_an_available_core() {
+    let cores = voxgate_dataplane::worker::available_cores();
+    assert!(
+        !cores.is_empty(),
+        "the affinity mask lists at least one core"
+    );
+    let mut config = WorkerConfig::new(3, LOCALHOST, Vec::new());
+    config.core = Some(cores[cores.len() - 1]);
+    let worker = spawn(config).expect("worker starts");
+    worker.send(Command::Ping { seq: 1 }).expect("accepted");
+    // The worker pins itself before its first turn, so the heartbeat comes after.
+    assert!(matches!(
+        next_event(&worker),
+        Event::Heartbeat { worker: 3, seq: 1 }
+    ));
+    assert!(worker.counters().pinned());
+    worker.shutdown().expect("stops");
+}

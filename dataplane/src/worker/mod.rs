@@ -205,6 +205,15 @@ impl Drop for WorkerHandle {
     }
 }
 
+/// The cores this process may run on (its affinity mask), for `media.workers` and pinning;
+/// empty when the OS does not say.
+#[must_use]
+pub fn available_cores() -> Vec<usize> {
+    core_affinity::get_core_ids()
+        .map(|ids| ids.into_iter().map(|c| c.id).collect())
+        .unwrap_or_default()
+}
+
 /// Starts a worker thread.
 pub fn spawn(config: WorkerConfig) -> io::Result<WorkerHandle> {
     let poll = Poll::new()?;

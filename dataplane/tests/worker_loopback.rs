@@ -408,3 +408,84 @@ fn pins_to_an_available_core() {
     assert!(worker.counters().pinned());
     worker.shutdown().expect("stops");
 }
+
+fn rr(ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 201, 0, 1];
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p
+}
+
+#[test]
+fn rtcp_mux_uses_one_socket_and_an_update_can_drop_it() {
+    let ranges = PortRanges::new(vec![(43000, 43199)]).expect("valid");
+    let worker =
+        spawn(WorkerConfig::new(4, LOCALHOST, ranges.split(1).remove(0))).expect("worker starts");
+    let a = phone(Ipv4Addr::LOCALHOST, 0);
+    let b = phone(Ipv4Addr::LOCALHOST, 0);
+    let legs = |mux: bool| {
+        [(&a, 1), (&b, 0)]
+            .map(|(s, to)| {
+                let mut l = LegConfig::new(SocketAddr::new(LOCALHOST, 0), LegId(to));
+                l.remote_rtp = Some(s.local_addr().expect("addr"));
+                // The phones send RTCP from their RTP socket.
+                l.remote_rtcp = l.remote_rtp;
+                l.rtcp_mux = mux;
+                l.payload_map.map(0, 0, 8000);
+                l
+            })
+            .to_vec()
+    };
+    let handle = SessionHandle(8);
+    worker
+        .send(Command::CreateSession {
+            session: handle,
+            config: SessionConfig {
+                learning_window: Duration::ZERO,
+                danger_allow_loopback_remote: true,
+                ..SessionConfig::default()
+            },
+            legs: legs(true),
+        })
+        .expect("accepted");
+    let (la, lb) = match next_event(&worker) {
+        Event::SessionCreated { locals, .. } => (locals[0], locals[1]),
+        other => panic!("expected SessionCreated, got {other:?}"),
+    };
+    // rtcp-mux: RTCP on the RTP port, relayed from B's RTP port.
+    a.send_to(&rr(0xa), la).expect("send");
+    let (got, from) = recv(&b);
+    assert_eq!((got.as_slice(), from), (rr(0xa).as_slice(), lb));
+    // Only one socket per leg: the odd port is not bound by the worker (but stays reserved).
+    let odd = SocketAddr::new(LOCALHOST, la.port() + 1);
+    let squatter = UdpSocket::bind(odd).expect("with rtcp-mux the RTCP port is not bound");
+    worker
+        .send(Command::UpdateSession {
+            session: handle,
+            legs: legs(false),
+        })
+        .expect("accepted");
+    assert!(matches!(
+        next_event(&worker),
+        Event::CommandFailed { session, .. } if session == handle
+    ));
+    drop(squatter);
+    worker
+        .send(Command::UpdateSession {
+            session: handle,
+            legs: legs(false),
+        })
+        .expect("accepted");
+    // Commands run in order and a successful update answers nothing: the heartbeat says the
+    // update is done (the odd ports are bound).
+    worker.send(Command::Ping { seq: 2 }).expect("accepted");
+    assert!(matches!(
+        next_event(&worker),
+        Event::Heartbeat { seq: 2, .. }
+    ));
+    // Without rtcp-mux: RTCP to the odd port, relayed from B's leg's odd port.
+    a.send_to(&rr(0xa), odd).expect("send");
+    let (got, from) = recv(&b);
+    assert_eq!(got, rr(0xa));
+    assert_eq!(from, SocketAddr::new(LOCALHOST, lb.port() + 1));
+    worker.shutdown().expect("stops");
+}

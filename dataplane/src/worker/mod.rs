@@ -3,11 +3,11 @@
 //!
 //! Owns: its sockets (per leg an even/odd pair from its [`PortAllocator`] share: the RTP
 //! socket, and the RTCP socket unless rtcp-mux), the sessions placed on it (they never move),
-//! its counters ([`counters`]), and a stall detector (turns over
-//! [`WorkerConfig::stall_budget`] are counted). It takes [`Command`]s from a bounded crossbeam channel (the
-//! control plane wakes it through a mio [`Waker`]) and reports [`Event`]s on a bounded
-//! channel: it never blocks, and an event that finds the channel full is dropped and counted
-//! (`events_dropped`).
+//! its counters ([`counters`]: plain `u64`s published once per turn into a shared block of
+//! atomics), and a stall detector (turns over [`WorkerConfig::stall_budget`] are counted).
+//! It takes [`Command`]s from a bounded crossbeam channel (the control plane wakes it through
+//! a mio [`Waker`]) and reports [`Event`]s on a bounded channel: it never blocks, and an event
+//! that finds the channel full is dropped and counted (`events_dropped`).
 //!
 //! Does not own: choosing the worker for a session (the control plane places it on the least
 //! loaded one), SRTP, the io_uring backend, Prometheus.
@@ -26,8 +26,10 @@
 //! ignored; an unspecified IP means [`WorkerConfig::bind_ip`]), binds, and answers
 //! [`Event::SessionCreated`] with the legs' RTP addresses, or [`Event::CommandFailed`] /
 //! [`Event::SessionRejected`]. `UpdateSession` keeps the legs' sockets (their addresses
-//! replace the given `local`s) and binds the RTCP port if rtcp-mux was dropped. `DeleteSession`
-//! closes the sockets, frees the pairs and answers [`Event::SessionDeleted`].
+//! replace the given `local`s), binds the RTCP port if rtcp-mux was dropped, and answers only
+//! a refusal. `SetHold` answers nothing. `DeleteSession` closes the sockets, frees the pairs and
+//! answers [`Event::SessionDeleted`]. A command for a handle the worker does not hold answers
+//! [`Event::CommandFailed`] with [`WorkerError::UnknownSession`].
 //!
 //! # Timers
 //! Each session has one timer ([`Session::poll_timeout`], the media timeout). The worker keeps

@@ -17,7 +17,9 @@ use voxgate_dataplane::worker::{spawn, WorkerConfig, WorkerHandle};
 use voxgate_dataplane::{Command, Event, SessionHandle};
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-const RANGE: (u16, u16) = (41000, 41599);
+// Below the ephemeral range (32768-60999 on Linux), so the port sweep cannot hit another
+// test's port-0 sockets.
+const RANGE: (u16, u16) = (31000, 31599);
 const BOUND: Duration = Duration::from_secs(10);
 
 fn rtp(seq: u16, ts: u32, ssrc: u32, tag: &[u8]) -> Vec<u8> {
@@ -417,7 +419,7 @@ fn rr(ssrc: u32) -> Vec<u8> {
 
 #[test]
 fn rtcp_mux_uses_one_socket_and_an_update_can_drop_it() {
-    let ranges = PortRanges::new(vec![(43000, 43199)]).expect("valid");
+    let ranges = PortRanges::new(vec![(31800, 31999)]).expect("valid");
     let worker =
         spawn(WorkerConfig::new(4, LOCALHOST, ranges.split(1).remove(0))).expect("worker starts");
     let a = phone(Ipv4Addr::LOCALHOST, 0);

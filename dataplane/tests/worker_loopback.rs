@@ -491,3 +491,82 @@ fn rtcp_mux_uses_one_socket_and_an_update_can_drop_it() {
     assert_eq!(from, SocketAddr::new(LOCALHOST, lb.port() + 1));
     worker.shutdown().expect("stops");
 }
+
+#[test]
+fn pool_places_sessions_on_the_least_loaded_worker_and_routes_commands() {
+    use voxgate_dataplane::worker::pool::{PoolError, WorkerPool};
+    let ranges = PortRanges::new(vec![(32000, 32199)]).expect("valid");
+    let mut pool = WorkerPool::spawn(LOCALHOST, &ranges, &[None, None]).expect("workers start");
+    let legs = || {
+        vec![
+            LegConfig::new(SocketAddr::new(LOCALHOST, 0), LegId(1)),
+            LegConfig::new(SocketAddr::new(LOCALHOST, 0), LegId(0)),
+        ]
+    };
+    let placed: Vec<usize> = (0..4)
+        .map(|i| {
+            pool.create(SessionHandle(i), SessionConfig::default(), legs())
+                .expect("placed")
+        })
+        .collect();
+    assert_eq!(placed, [0, 1, 0, 1]);
+    for (i, &w) in placed.iter().enumerate() {
+        let created = pool.workers()[w]
+            .events()
+            .recv_timeout(BOUND)
+            .expect("answer");
+        assert!(
+            matches!(created, Event::SessionCreated { session, .. } if session == SessionHandle(i as u32)),
+            "{created:?}"
+        );
+    }
+    // Deleting session 0 makes worker 0 the least loaded again.
+    pool.send(Command::DeleteSession {
+        session: SessionHandle(0),
+    })
+    .expect("routed");
+    assert!(matches!(
+        pool.workers()[0]
+            .events()
+            .recv_timeout(BOUND)
+            .expect("answer"),
+        Event::SessionDeleted {
+            session: SessionHandle(0),
+            ..
+        }
+    ));
+    assert_eq!(pool.worker_of(SessionHandle(0)), None);
+    assert_eq!(
+        pool.create(SessionHandle(9), SessionConfig::default(), legs())
+            .expect("placed"),
+        0
+    );
+    // A query goes to the worker that holds the session.
+    pool.send(Command::QueryStats {
+        session: SessionHandle(3),
+        token: 1,
+    })
+    .expect("routed");
+    match pool.workers()[1]
+        .events()
+        .recv_timeout(BOUND)
+        .expect("answer")
+    {
+        Event::Stats {
+            session,
+            token: 1,
+            legs,
+        } => assert_eq!((session, legs.len()), (SessionHandle(3), 2)),
+        other => panic!("expected Stats from worker 1, got {other:?}"),
+    }
+    assert!(matches!(
+        pool.send(Command::DeleteSession {
+            session: SessionHandle(77)
+        }),
+        Err(PoolError::UnknownSession(_))
+    ));
+    assert!(matches!(
+        pool.create(SessionHandle(3), SessionConfig::default(), legs()),
+        Err(PoolError::DuplicateSession(_))
+    ));
+}

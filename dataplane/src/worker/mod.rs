@@ -9,8 +9,8 @@
 //! a mio [`Waker`]) and reports [`Event`]s on a bounded channel: it never blocks, and an event
 //! that finds the channel full is dropped and counted (`events_dropped`).
 //!
-//! Does not own: choosing the worker for a session (the control plane places it on the least
-//! loaded one), SRTP, the io_uring backend, Prometheus.
+//! Does not own: choosing the worker for a session ([`pool::WorkerPool`] places it on the
+//! least-loaded one), SRTP, the io_uring backend, Prometheus.
 //!
 //! # Per packet
 //! For a readable socket: `recv_from` into the worker's one preallocated buffer until
@@ -39,6 +39,7 @@
 //! A scan is O(sessions); a timer wheel replaces it when sessions number in the thousands.
 
 pub mod counters;
+pub mod pool;
 
 use std::collections::HashMap;
 use std::io;

@@ -83,15 +83,15 @@ enum Command {
     /// Lift a ban (the admin API); answers whether there was one.
     Unban {
         ip: std::net::IpAddr,
-        reply: std::sync::mpsc::SyncSender<bool>,
+        reply: SyncSender<bool>,
     },
     /// List the bindings (the admin API).
     Registrations {
-        reply: std::sync::mpsc::SyncSender<Vec<crate::admin::RegistrationView>>,
+        reply: SyncSender<Vec<crate::admin::RegistrationView>>,
     },
     /// List the bans in force (the admin API).
     Bans {
-        reply: std::sync::mpsc::SyncSender<Vec<crate::admin::BanView>>,
+        reply: SyncSender<Vec<crate::admin::BanView>>,
     },
     /// Extensions defined through the admin API (`crate::extensions`).
     Extensions(crate::extensions::Request),
@@ -136,25 +136,17 @@ impl DriverHandle {
 
     /// Lift the ban of `ip`; waits up to a second for the loop's answer.
     pub fn unban(&self, ip: std::net::IpAddr) -> Result<bool, DriverStopped> {
-        let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        self.send(Command::Unban { ip, reply })?;
-        answer
-            .recv_timeout(Duration::from_secs(1))
-            .map_err(|_| DriverStopped)
+        self.ask(|reply| Command::Unban { ip, reply }, Duration::from_secs(1))
     }
 
     /// Every binding the registrar holds now.
     pub fn registrations(&self) -> Result<Vec<crate::admin::RegistrationView>, DriverStopped> {
-        let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        self.send(Command::Registrations { reply })?;
-        answer.recv_timeout(LIST_TIMEOUT).map_err(|_| DriverStopped)
+        self.ask(|reply| Command::Registrations { reply }, LIST_TIMEOUT)
     }
 
     /// Every ban in force now.
     pub fn bans(&self) -> Result<Vec<crate::admin::BanView>, DriverStopped> {
-        let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        self.send(Command::Bans { reply })?;
-        answer.recv_timeout(LIST_TIMEOUT).map_err(|_| DriverStopped)
+        self.ask(|reply| Command::Bans { reply }, LIST_TIMEOUT)
     }
 
     /// Send an extension request (`crate::extensions`) and wait for its answer. A create
@@ -163,9 +155,19 @@ impl DriverHandle {
         &self,
         request: impl FnOnce(SyncSender<T>) -> crate::extensions::Request,
     ) -> Result<T, DriverStopped> {
+        self.ask(|reply| Command::Extensions(request(reply)), LIST_TIMEOUT)
+    }
+
+    /// Send the command `make` builds around a reply channel, and wait up to `timeout` for
+    /// the loop's answer.
+    fn ask<T>(
+        &self,
+        make: impl FnOnce(SyncSender<T>) -> Command,
+        timeout: Duration,
+    ) -> Result<T, DriverStopped> {
         let (reply, answer) = mpsc::sync_channel(1);
-        self.send(Command::Extensions(request(reply)))?;
-        answer.recv_timeout(LIST_TIMEOUT).map_err(|_| DriverStopped)
+        self.send(make(reply))?;
+        answer.recv_timeout(timeout).map_err(|_| DriverStopped)
     }
 
     /// What the extension directory needs to know about the config file (start, reload).

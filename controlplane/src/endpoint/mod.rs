@@ -102,6 +102,14 @@ pub struct Endpoint {
     alg: alg::AlgDetector,
 }
 
+/// What the checks before parsing learned about where a message came from.
+#[derive(Debug, Clone, Copy)]
+struct Source {
+    trust: Trust,
+    /// The message came over a registered contact's own flow (SEC-17 budgets).
+    registered_flow: bool,
+}
+
 /// Methods voxgate answers in an `Allow` header (FEATURES SIG-07).
 pub const ALLOW: &str =
     "INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, UPDATE, INFO, REFER, SUBSCRIBE, NOTIFY";
@@ -265,7 +273,7 @@ impl Endpoint {
 
     /// One UDP datagram.
     pub fn handle_datagram(&mut self, now: Instant, peer: Peer, data: Bytes) {
-        let Some(trust) = self.admit_source(now, peer) else {
+        let Some(source) = self.admit_source(now, peer) else {
             return;
         };
         if data.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
@@ -274,7 +282,7 @@ impl Endpoint {
             return;
         }
         match Message::parse_datagram(data, &self.config.limits) {
-            Ok(msg) => self.handle_message(now, peer, trust, msg),
+            Ok(msg) => self.handle_message(now, peer, source, msg),
             Err(e) => self.count_parse_error(e),
         }
         self.after_input(now);
@@ -282,16 +290,22 @@ impl Endpoint {
 
     /// Listener ACL, block list, bans and flood limits, before any parsing (SEC-03,
     /// SEC-04, SEC-13, SEC-17).
-    fn admit_source(&mut self, now: Instant, peer: Peer) -> Option<Trust> {
+    fn admit_source(&mut self, now: Instant, peer: Peer) -> Option<Source> {
         let ip = peer.remote.ip();
         if !self.security.check_listener(peer.transport, peer.local, ip) {
             self.stats.count_drop(DropReason::ListenerAcl);
             return None;
         }
-        let registered = self.is_registered_flow(peer);
-        match self.security.check_source_of(now, ip, registered) {
-            SourceVerdict::Trusted => Some(Trust::Trusted),
-            SourceVerdict::Untrusted => Some(Trust::Untrusted),
+        let registered_flow = self.is_registered_flow(peer);
+        let source = |trust| {
+            Some(Source {
+                trust,
+                registered_flow,
+            })
+        };
+        match self.security.check_source_of(now, ip, registered_flow) {
+            SourceVerdict::Trusted => source(Trust::Trusted),
+            SourceVerdict::Untrusted => source(Trust::Untrusted),
             SourceVerdict::Drop(reason) => {
                 self.stats.count_drop(security_drop(reason));
                 if reason == SecurityDrop::Flood {
@@ -324,11 +338,11 @@ impl Endpoint {
 
     /// One message cut from a TCP/TLS stream by the framer.
     pub fn handle_stream_message(&mut self, now: Instant, peer: Peer, data: Bytes) {
-        let Some(trust) = self.admit_source(now, peer) else {
+        let Some(source) = self.admit_source(now, peer) else {
             return;
         };
         match Message::parse_framed(data, &self.config.limits) {
-            Ok(msg) => self.handle_message(now, peer, trust, msg),
+            Ok(msg) => self.handle_message(now, peer, source, msg),
             Err(e) => {
                 self.count_parse_error(e);
                 if let Some(conn) = peer.conn {
@@ -409,11 +423,11 @@ impl Endpoint {
         self.stats.count_drop(reason);
     }
 
-    fn handle_message(&mut self, now: Instant, peer: Peer, trust: Trust, msg: Message) {
+    fn handle_message(&mut self, now: Instant, peer: Peer, source: Source, msg: Message) {
         match msg.method().cloned() {
             Some(method) => {
                 self.stats.count_request(&method, peer.transport);
-                self.handle_request(now, peer, trust, method, msg);
+                self.handle_request(now, peer, source, method, msg);
             }
             None => match self.transactions.handle_response(now, msg) {
                 ClientInput::Response { tx, .. } => {
@@ -432,10 +446,11 @@ impl Endpoint {
         &mut self,
         now: Instant,
         peer: Peer,
-        trust: Trust,
+        source: Source,
         method: Method,
         msg: Message,
     ) {
+        let trust = source.trust;
         // Without any Via nobody could match an answer. A Via that is there but malformed
         // (RFC 4475 badinv01, badvers) still gets its 400/505, sent to the packet's source.
         if msg.first(HeaderName::Via).is_none() {
@@ -488,7 +503,7 @@ impl Endpoint {
         }
         // SEC-17: a registered phone's own flow is trusted for budgets and overload (not for
         // authentication: its calls are still challenged).
-        let budget_trust = if trust == Trust::Untrusted && self.is_registered_flow(peer) {
+        let budget_trust = if source.registered_flow {
             Trust::Trusted
         } else {
             trust
